@@ -162,8 +162,7 @@ class Codebook:
     def usage(self, tokens: torch.Tensor) -> torch.Tensor:
         "How often each of the K ids occurs in `tokens` (any shape): counts [K]."
         ids = torch.as_tensor(tokens).reshape(-1)
-        self.decode(ids[:1])  # same range and dtype checks
-        if ids.numel() and (ids.min() < 0 or ids.max() >= self.K): self.decode(ids)
+        self.decode(ids)  # the same dtype and range checks as decoding
         return torch.bincount(ids.long().cpu(), minlength=self.K)
 
     # ---- persistence
