@@ -7,8 +7,11 @@
     python docs/build.py --check-readme  # exit 1 if README.md is not what nbs/index.ipynb gives
 
 Steps of the site build (no notebook is executed; the saved outputs are what the site shows):
-1. nbdev's notebook processor (`nbdev.processors.FilterDefaults`, the processing behind `nbdev_proc_nbs`) turns every
+1. nbdev's notebook processors (`nbdev.processors.FilterDefaults`, the processing behind `nbdev_proc_nbs`) turn every
    notebook in `nbs/` into its documentation form: `show_doc` API docs for every exported name, `#| hide` cells removed.
+   One processor is swapped: nbdev's `exec_show_docs` re-runs every exported cell and every cell with an import, which in
+   these notebooks trains models; `show_docs_from_package` instead evaluates only the `show_doc(...)` calls, against the
+   installed package. So the build runs no notebook code.
 2. The Quarto-specific parts of that form become MyST-NB's: the YAML front matter becomes the page title, `#| echo: false`
    becomes the `remove-input` tag, and so on; plotly figures saved as `application/vnd.plotly.v1+json` become a `<div>` and a
    `Plotly.newPlot` call.
@@ -123,12 +126,58 @@ def _nbdev_processing_env():
         else: os.environ['IN_TEST'] = old_env
 
 
+def package_namespace(module: str | None) -> dict:
+    "Every public name of the package's modules (the notebook's own module last, so its names win), and `show_doc`."
+    import importlib
+    from nbdev.showdoc import show_doc
+    ns = {}
+    for m in [m for m in modules() if m != module] + ([module] if module else []):
+        mod = importlib.import_module(f'{PACKAGE}.{m}')
+        ns.update({k: v for k, v in vars(mod).items() if not k.startswith('__')})
+    return {**ns, 'show_doc': show_doc}
+
+
+def _show_doc_processor():
+    "A stand-in for nbdev's `exec_show_docs` processor that fills `show_doc(...)` cells from the installed package."
+    from nbdev.process import Processor
+
+    class show_docs_from_package(Processor):
+        """nbdev's `exec_show_docs` runs every exported cell *and every cell that contains an import* to render `show_doc`;
+        in these notebooks such cells train and fit models (minutes), and cells that depend on earlier unexported cells fail.
+        This one runs nothing from the notebook: it evaluates each `show_doc(...)` line against the package's modules."""
+        def begin(self):
+            exp = next((re.search(r'^#\|\s*default_exp\s+(\S+)', c.source, re.M) for c in self.nb.cells
+                        if c.cell_type == 'code' and re.search(r'^#\|\s*default_exp', c.source, re.M)), None)
+            self.ns = package_namespace(exp.group(1) if exp else None)
+
+        def __call__(self, cell):
+            if cell.cell_type != 'code': return
+            calls = [l.strip() for l in split_directives(cell.source)[1].splitlines() if l.strip()]
+            if not calls or not all(l.startswith('show_doc(') for l in calls): return
+            outputs = []
+            for call in calls:
+                try: md = eval(call, dict(self.ns))._repr_markdown_()
+                except Exception as e:
+                    raise SystemExit(f"docs: `{call}` failed ({type(e).__name__}: {e}); show_doc can document only names the "
+                                     f"package exports (run nbdev_export first)") from e
+                outputs.append({'output_type': 'execute_result', 'execution_count': None, 'metadata': {},
+                                'data': {'text/markdown': md, 'text/plain': call}})
+            cell.outputs = outputs
+    return show_docs_from_package
+
+
 def nbdev_process(path: Path) -> dict:
-    "The notebook at `path` after nbdev's documentation processors (as `nbdev_proc_nbs` writes it to `_proc/`)."
+    """The notebook at `path` after nbdev's documentation processors (those `nbdev_proc_nbs` applies before Quarto), with
+    `exec_show_docs` replaced by `show_docs_from_package` so that no notebook cell is executed."""
     from execnb.nbio import read_nb, nb2str
-    from nbdev.processors import FilterDefaults
+    from nbdev.processors import FilterDefaults, exec_show_docs
+    swap = _show_doc_processor()
+
+    class DocProcessors(FilterDefaults):
+        def base_procs(self): return [swap if p is exec_show_docs else p for p in super().base_procs()]
+
     nb = read_nb(path)
-    with _nbdev_processing_env(): FilterDefaults()(nb)
+    with _nbdev_processing_env(): DocProcessors()(nb)
     return json.loads(nb2str(nb))
 
 
@@ -185,9 +234,9 @@ def to_myst_nb(nb: dict, name: str) -> tuple[dict, str]:
                 out = {'output_type': 'display_data', 'metadata': {}, 'data': {'text/html': html}}
             elif 'text/markdown' in data:   # show_doc opens with a rule, which docutils refuses inside an output
                 out = {**out, 'data': {**data, 'text/markdown': re.sub(r'^\s*---\s*\n', '', _text(data['text/markdown']))}}
-            elif WIDGET_MIME in data:   # live widgets need a kernel; keep their text form
-                out = {**out, 'data': {k: v for k, v in data.items() if k != WIDGET_MIME}}
-                if not out['data']: continue
+            elif WIDGET_MIME in data:   # a live widget needs a kernel: say so instead of printing its repr
+                out = {'output_type': 'display_data', 'metadata': {}, 'data': {'text/markdown':
+                       '*(An interactive widget: run this notebook in JupyterLab to use it.)*'}}
             outputs.append(out)
         if not outputs and 'remove-input' in tags: continue
         cell.update(source=code, outputs=outputs, metadata={'tags': sorted(tags)} if tags else {})
