@@ -335,18 +335,25 @@ def build_site(out: Path, work: Path | None = None, quiet: bool = True) -> dict:
     "Build the HTML site into `out`; return the pages, the Sphinx warnings and the seconds taken."
     from sphinx.cmd.build import build_main
     t0 = time.perf_counter()
+    if out.exists() and any(out.iterdir()) and not (out / '.buildinfo').exists():
+        raise SystemExit(f"{out} is not empty and holds no site built by docs/build.py (no .buildinfo), so it is not "
+                         "replaced; give --out a new or empty folder")
     work = Path(work) if work else REPO / '_proc'
     src = work / 'site-src'
     pages = write_sources(src)
-    if out.exists(): shutil.rmtree(out)
+    html = work / 'html'   # Sphinx writes here and MyST-NB beside it (work/jupyter_execute); then the site moves to `out`
+    if html.exists(): shutil.rmtree(html)
     warnings = work / 'sphinx-warnings.txt'
-    args = ['-b', 'html', '-E', '-c', str(DOCS), '-d', str(work / 'doctrees'), '-w', str(warnings), str(src), str(out)]
+    args = ['-b', 'html', '-E', '-c', str(DOCS), '-d', str(work / 'doctrees'), '-w', str(warnings), str(src), str(html)]
     rc = build_main((['-q'] if quiet else []) + args)
     if rc: raise SystemExit(f"sphinx-build failed (exit {rc}); its warnings are in {warnings}")
     for name, path in vendor_assets().items():
-        dest = out / '_static' / name
+        dest = html / '_static' / name
         if path.is_dir(): shutil.copytree(path, dest, dirs_exist_ok=True)
         else: shutil.copy2(path, dest)
+    if out.exists(): shutil.rmtree(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(html), str(out))
     return {'pages': pages, 'warnings': [l for l in warnings.read_text().splitlines() if l.strip()],
             'seconds': time.perf_counter() - t0}
 

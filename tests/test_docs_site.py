@@ -229,6 +229,13 @@ def test_api_reference_covers_every_export(site):
             assert re.search(rf'<h2[^>]*>.*?\b{re.escape(name)}\b', html, re.S), f'{module}.{name} has no entry in the API reference'
 
 
+def test_build_refuses_to_replace_a_folder_that_is_not_a_site(tmp_path):
+    (tmp_path / 'notes.txt').write_text('mine')
+    with pytest.raises(SystemExit, match='holds no site built by docs/build.py'):
+        build.build_site(tmp_path, work=tmp_path / 'work')
+    assert (tmp_path / 'notes.txt').read_text() == 'mine'
+
+
 def test_readme_is_generated_from_index_notebook(repo):
     assert (repo / 'README.md').read_text() == build.readme_text(), \
         'README.md is stale: run `python docs/build.py --readme` after editing nbs/index.ipynb'
