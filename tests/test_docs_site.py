@@ -1,0 +1,261 @@
+"""The documentation site: built from the notebooks by docs/build.py, served on loopback, checked in headless Chromium.
+
+Screenshots go to test-artifacts/docs/. The browser is Debian's chromium (installed by .ci/run), driven by Playwright."""
+import functools
+import http.server
+import importlib.util
+import json
+import re
+import threading
+import tomllib
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from conftest import REPO
+
+CHROMIUM = '/usr/bin/chromium'
+CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+                 '--disable-background-networking', '--disable-component-update', '--disable-sync']
+ARTIFACTS = REPO / 'test-artifacts' / 'docs'
+
+
+def _load_build():
+    spec = importlib.util.spec_from_file_location('docs_build', REPO / 'docs' / 'build.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+
+build = _load_build()
+
+
+@pytest.fixture(scope='module')
+def site(tmp_path_factory):
+    "The site built once for this module into a temporary folder (the build's scratch folder is temporary too)."
+    root = tmp_path_factory.mktemp('docs')
+    res = build.build_site(root / 'site', work=root / 'work')
+    return root / 'site', res
+
+
+@pytest.fixture(scope='module')
+def server(site):
+    "The site served by http.server on 127.0.0.1 and a free port, in a thread."
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args): pass
+    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(Quiet, directory=str(site[0])))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True); thread.start()
+    yield f'http://127.0.0.1:{httpd.server_address[1]}'
+    httpd.shutdown(); httpd.server_close(); thread.join(5)
+
+
+@pytest.fixture(scope='module')
+def browser():
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), as .ci/run does"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Watched:
+    "A page whose console errors, page errors, failed requests, HTTP errors and off-site requests are recorded."
+    def __init__(self, browser, base, skip_assets=False):
+        self.base, self.problems, self.requests = base, [], []
+        self.page = browser.new_page(viewport={'width': 1280, 'height': 900})
+        host = urlparse(base).netloc
+        def route(r):
+            if skip_assets and ('/_static/mathjax/' in r.request.url or r.request.url.endswith('plotly.min.js')): r.abort()
+            elif urlparse(r.request.url).netloc == host or r.request.url.startswith(('data:', 'blob:')): r.continue_()
+            else: self.problems.append(f'off-site request {r.request.url}'); r.abort()
+        self.page.route('**/*', route)
+        self.page.on('console', lambda m: m.type == 'error' and self.problems.append(f'console error: {m.text} at {m.location}'))
+        self.page.on('pageerror', lambda e: self.problems.append(f'page error: {e}'))
+        self.page.on('requestfailed', lambda r: self.problems.append(f'failed request {r.url}: {r.failure}'))
+        self.page.on('request', lambda r: self.requests.append(r.url))
+        self.page.on('response', lambda r: r.status >= 400 and self.problems.append(f'HTTP {r.status} for {r.url}'))
+
+    def open(self, path: str):
+        self.page.goto(f'{self.base}/{path}', wait_until='load')
+        return self.settle()
+
+    def settle(self):
+        "Wait until the page is quiet: MathJax done typesetting (it loads its fonts as it goes), no requests in flight."
+        self.page.wait_for_load_state('load')
+        self.page.wait_for_function('!window.MathJax || !MathJax.Hub || (MathJax.Hub.queue.pending === 0 && '
+                                    'MathJax.Hub.queue.running === 0)', timeout=30_000)
+        self.page.wait_for_load_state('networkidle')
+        return self.page
+
+    def close(self): self.page.close()
+
+
+def _shot(page, name: str, full=False):
+    page.screenshot(path=str(ARTIFACTS / f"{name.replace('/', '_')}.png"), full_page=full)
+
+
+def test_build_is_complete_quick_and_clean(site):
+    out, res = site
+    pages = [n for n, _ in res['pages']]
+    n_nbs = len(build.notebooks())
+    assert pages[0] == 'index' and len([p for p in pages if not p.startswith('api/')]) == n_nbs
+    assert [f'api/{m}' for m in build.modules()] == [p for p in pages if p.startswith('api/') and p != 'api/index']
+    for page in pages: assert (out / f'{page}.html').exists(), f'{page}.html was not built'
+    assert res['warnings'] == [], 'Sphinx warned:\n' + '\n'.join(res['warnings'])
+    assert res['seconds'] < 120, f"the docs build took {res['seconds']:.0f} s (the budget is 120 s)"
+    print(f"docs build: {len(pages)} pages in {res['seconds']:.1f} s")
+
+
+def test_vendor_js_served_once_by_the_site(site):
+    out, _ = site
+    assert (out / '_static' / 'plotly.min.js').stat().st_size > 1_000_000
+    assert (out / '_static' / 'mathjax' / 'MathJax.js').exists()
+    for html in out.rglob('*.html'):
+        text = html.read_text()
+        remote = re.findall(r'<(?:script|img|iframe|source|link)\b[^>]*\b(?:src|href)="((?:https?:)?//[^"]*)', text)
+        assert remote == [], f'{html.name} loads {remote} from another site'
+        assert len(text) < 2_000_000, f'{html.name} is {len(text)} bytes: is plotly.js embedded in it?'
+        assert text.count('src="_static/plotly.min.js"') + text.count('src="../_static/plotly.min.js"') <= 1
+    assert 'src="_static/plotly.min.js"' in (out / 'index.html').read_text()
+    assert 'plotly.min.js"' not in (out / 'search.html').read_text(), 'pages without a figure should not load plotly.js'
+
+
+def test_every_page_loads_without_errors(site, server, browser):
+    out, res = site
+    pages = [n for n, _ in res['pages']] + ['search', 'genindex']
+    w = Watched(browser, server)
+    try:
+        for page in pages:
+            w.problems.append(f'-- {page}.html:')
+            p = w.open(f'{page}.html')
+            assert p.locator('h1:visible').count() >= 1, f'{page}.html has no visible title'
+            broken = p.evaluate('[...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)')
+            assert broken == [], f'{page}.html shows broken images {broken}'
+            _shot(p, page)
+        problems = [x for x in w.problems if not x.startswith('-- ')]
+        assert problems == [], '\n'.join(w.problems)
+    finally: w.close()
+
+
+def test_navigation_reaches_every_chapter_in_order(site, server, browser):
+    "The sidebar lists the chapters in order and each link lands on its chapter; the next-links walk every page."
+    out, res = site
+    chapters = [n for n, _ in res['pages'] if n != 'index']
+    titles = dict(res['pages'])
+    top = [n for n in chapters if not n.startswith('api/')]
+    # Errors are test_every_page_loads_without_errors' business; to walk quickly, MathJax and plotly.js are not loaded here.
+    w = Watched(browser, server, skip_assets=True)
+    try:
+        p = w.page
+        p.goto(f'{server}/index.html', wait_until='domcontentloaded')
+        links = p.locator('nav.bd-docs-nav a.reference').evaluate_all('els => els.map(e => e.href)')
+        sidebar = list(dict.fromkeys(urlparse(h).path.lstrip('/').removesuffix('.html') for h in links))
+        assert [s for s in sidebar if s in top] == top, f'the sidebar lists {sidebar}; the chapters are {top}'
+        assert 'api/index' in sidebar, 'the sidebar has no API reference'
+        for name in top:   # click each chapter in the sidebar
+            p.locator(f'nav.bd-docs-nav a.reference[href="{name}.html"]').first.click()
+            p.wait_for_load_state('domcontentloaded')
+            assert urlparse(p.url).path == f'/{name}.html'
+            assert titles[name] in p.locator('h1').first.inner_text(), f'{name}.html does not show its title {titles[name]!r}'
+        p.goto(f'{server}/index.html', wait_until='domcontentloaded')
+        visited = []   # follow "next" from the landing page to the last page
+        for _ in range(len(chapters) + 1):
+            nxt = p.locator('a.right-next')
+            if not nxt.count(): break
+            nxt.first.click(); p.wait_for_load_state('domcontentloaded')
+            visited.append(urlparse(p.url).path.lstrip('/').removesuffix('.html'))
+        assert visited == chapters, f'next-links visit {visited}, expected {chapters}'
+        assert not [x for x in w.problems if x.startswith('off-site')], '\n'.join(w.problems)
+    finally: w.close()
+
+
+def test_plotly_figure_renders_interactively(server, browser):
+    w = Watched(browser, server)
+    try:
+        p = w.open('index.html')
+        fig = p.locator('.geovq-plotly').first
+        fig.scroll_into_view_if_needed()
+        p.wait_for_selector('.geovq-plotly .main-svg', timeout=20_000)
+        n_points = p.locator('.geovq-plotly .scatterlayer .point').count()
+        assert n_points >= 100, f'the figure drew {n_points} points'
+        assert p.locator('.geovq-plotly .modebar').count() == 1, 'no plotly toolbar: the figure is not interactive'
+        assert sum(u.endswith('/_static/plotly.min.js') for u in w.requests) == 1
+        fig.screenshot(path=str(ARTIFACTS / 'plotly_figure.png'))
+        assert w.problems == [], '\n'.join(w.problems)
+    finally: w.close()
+
+
+def test_search_finds_geodesic(server, browser):
+    w = Watched(browser, server)
+    try:
+        p = w.open('index.html')   # as a reader: the search box (Ctrl+K), type, Enter
+        p.keyboard.press('Control+k')
+        box = p.locator('input[name="q"]:visible').first
+        box.fill('geodesic'); box.press('Enter')
+        p.wait_for_url('**/search.html?q=geodesic*')
+        p.wait_for_selector('#search-results ul.search li', timeout=20_000)
+        hits = p.locator('#search-results ul.search li').count()
+        assert hits >= 1
+        assert 'geodesic' in p.locator('#search-results').inner_text().lower()
+        _shot(p, 'search_geodesic')
+        assert w.problems == [], '\n'.join(w.problems)
+    finally: w.close()
+
+
+def test_math_renders_with_the_sites_mathjax(server, browser):
+    w = Watched(browser, server)
+    try:
+        p = w.open('index.html')
+        p.wait_for_function("window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0 && MathJax.Hub.queue.running === 0"
+                            " && document.querySelectorAll('.MathJax, .MathJax_Display').length > 0", timeout=30_000)
+        rendered = p.locator('span.math.notranslate .MathJax').count()
+        raw = p.locator('span.math.notranslate').count()
+        assert raw >= 3 and rendered == raw, f'{rendered} of {raw} inline formulas were typeset'
+        assert any('/_static/mathjax/' in u for u in w.requests)
+        p.locator('span.math.notranslate').first.scroll_into_view_if_needed()
+        _shot(p, 'math')
+        assert w.problems == [], '\n'.join(w.problems)
+    finally: w.close()
+
+
+def test_api_reference_covers_every_export(site):
+    import importlib
+    out, _ = site
+    for module in build.modules():
+        html = (out / 'api' / f'{module}.html').read_text()
+        mod = importlib.import_module(f'{build.PACKAGE}.{module}')
+        for name in mod.__all__:
+            assert re.search(rf'<h2[^>]*>.*?\b{re.escape(name)}\b', html, re.S), f'{module}.{name} has no entry in the API reference'
+
+
+def test_build_refuses_to_replace_a_folder_that_is_not_a_site(tmp_path):
+    (tmp_path / 'notes.txt').write_text('mine')
+    with pytest.raises(SystemExit, match='holds no site built by docs/build.py'):
+        build.build_site(tmp_path, work=tmp_path / 'work')
+    assert (tmp_path / 'notes.txt').read_text() == 'mine'
+
+
+def test_readme_is_generated_from_index_notebook(repo):
+    assert (repo / 'README.md').read_text() == build.readme_text(), \
+        'README.md is stale: run `python docs/build.py --readme` after editing nbs/index.ipynb'
+    text = (repo / 'README.md').read_text()
+    assert re.search(r'\| continuous VAE \| test pixel MSE of decode\(mu\) \| \d\.\d{4} \|', text), \
+        'the results excerpt is missing: execute nbs/index.ipynb so its output is saved'
+
+
+def test_readme_refuses_a_notebook_without_the_ci_markers(tmp_path):
+    nb = json.loads((REPO / 'nbs' / 'index.ipynb').read_text())
+    for c in nb['cells']: c['source'] = ''.join(c['source']).replace('<!-- ci:test-command -->', '')
+    (tmp_path / 'index.ipynb').write_text(json.dumps(nb))
+    with pytest.raises(SystemExit, match='lacks the marker <!-- ci:test-command -->'):
+        build.write_readme(tmp_path / 'README.md', index_nb=tmp_path / 'index.ipynb')
+    assert not (tmp_path / 'README.md').exists()
+
+
+def test_docs_extra_is_part_of_the_test_extra(repo):
+    "The tests build the site, so `pip install -e .[test]` must bring the docs packages (environment.yml follows pyproject)."
+    extras = tomllib.loads((repo / 'pyproject.toml').read_text())['project']['optional-dependencies']
+    assert set(extras['docs']) <= set(extras['test'])
+    assert any(r.startswith('playwright') for r in extras['test'])
