@@ -116,15 +116,15 @@ def _toy_splits(shape=(3, 32, 32), n=120, classes=3, seed=0):
 
 
 def test_classifier_artifact_is_cached_and_checked(tmp_path):
-    data = _toy_splits()
-    cfg = RunConfig(run_dir=str(tmp_path), classifier_epochs=3, progress=False)
+    data = _toy_splits(shape=(1, 8, 8), n=300)
+    cfg = RunConfig(run_dir=str(tmp_path), classifier_epochs=10, progress=False)
     clf, rep = load_or_train_classifier(cfg, data, device=torch.device('cpu'))
     assert (tmp_path / 'classifier.safetensors').exists() and (tmp_path / 'classifier.json').exists()
     assert rep['test_accuracy'] > 0.5
     clf2, rep2 = load_or_train_classifier(cfg, data, device=torch.device('cpu'))
     assert torch.equal(classifier_features(clf, data.test), classifier_features(clf2, data.test))
     with pytest.raises(CheckpointError, match='epochs'):
-        load_or_train_classifier(cfg.replace(classifier_epochs=4), data, device=torch.device('cpu'))
+        load_or_train_classifier(cfg.replace(classifier_epochs=11), data, device=torch.device('cpu'))
 
 
 def test_sample_scorer_floor_and_keys():
@@ -146,3 +146,48 @@ def test_results_table_mean_and_spread():
     assert '∞' in format_table(rows, [('psnr', 'PSNR', '.1f')], how='markdown')
     assert rows[1]['n_seeds'] == 3 and rows[1]['metrics']['fd']['std'] == 0.0
     with pytest.raises(ValueError, match='at least one'): results_table([])
+
+
+def test_seed_config_and_jsonable():
+    from geovq_tutorial.evaluate import seed_config, _jsonable
+    cfg = RunConfig(run_dir='runs/x', seed=0)
+    assert seed_config(cfg, 0) is cfg
+    c2 = seed_config(cfg, 2)
+    assert c2.seed == 2 and c2.run_dir.endswith('seed2')
+    assert _jsonable({'a': [math.inf, 1.0, (2, float('nan'))]}) == {'a': [None, 1.0, [2, None]]}
+
+
+def test_check_targets_reads_means():
+    from geovq_tutorial.evaluate import check_targets
+    res = [{'seed': s, 'variants': {'vae': {'mse': 0.005 + 0.001 * s}, 'geodesic': {'mse': 0.01, 'prior_gain': 0.05},
+                                    'geodesic+ft': {'mse': 0.0084, 'fd_ratio': 0.6}}} for s in range(2)]
+    t = {c['target']: c for c in check_targets(results_table(res))}
+    assert t['continuous VAE MSE <= 0.006']['met'] is True and abs(t['continuous VAE MSE <= 0.006']['value'] - 0.0055) < 1e-12
+    assert t['decoder fine-tune lowers geodesic MSE by >= 15%']['met'] is True
+    assert t['geodesic prior beats the per-position unigram by >= 0.1 nats/token']['met'] is False
+
+
+def test_evaluate_run_end_to_end_small(tmp_path):
+    "The whole evaluation on a shrunken problem: every variant, documented keys, reuse of the saved result."
+    from geovq_tutorial.data import load_dataset
+    from geovq_tutorial.evaluate import evaluate_run, METRIC_KEYS, load_evaluation_samples
+    d = load_dataset('digits')
+    small = ImageSplits('digits', d.train[:200], d.val[:40], d.test[:40], d.train_labels[:200], d.val_labels[:40],
+                        d.test_labels[:40], d.classes)
+    cfg = RunConfig(run_dir=str(tmp_path), epochs=5, classifier_epochs=3, prior_epochs=2, finetune_epochs=1, vqvae_epochs=3,
+                    n_samples=40, codebook_k=8, codebook_methods='kmeans,geodesic', geodesic_subsample=500, progress=False)
+    res = evaluate_run(cfg, small, device=torch.device('cpu'), verbose=False)
+    assert list(res['variants']) == ['vae', 'kmeans', 'kmeans+ft', 'geodesic', 'geodesic+ft', 'vqvae']
+    assert set(res['source_variants']) == {'kmeans[mu]', 'kmeans[z]', 'geodesic[mu]', 'geodesic[z]'}
+    for name, m in res['variants'].items():
+        assert set(m) <= set(METRIC_KEYS), set(m) - set(METRIC_KEYS)
+        assert 0 <= m['precision'] <= 1 and 0 <= m['recall'] <= 1 and m['fd'] >= 0
+    g = res['variants']['geodesic']
+    assert abs(g['mse'] - res['source_variants']['geodesic[mu]']['mse_x']) < 1e-6
+    assert 0 < g['codes_used'] <= 1 and 1 <= g['perplexity'] <= 8
+    assert abs(g['prior_gain'] - (g['per_position_nll'] - g['prior_nll'])) < 1e-9
+    assert abs(g['fd_ratio'] - g['fd'] / g['unigram_fd']) < 1e-9
+    assert (tmp_path / 'evaluation.json').exists()
+    assert evaluate_run(cfg, small, device=torch.device('cpu')) == res          # reused, not recomputed
+    assert load_evaluation_samples(tmp_path)['vqvae'].shape == (40, 1, 8, 8)
+    with pytest.raises(CheckpointError, match='evaluate_run'): load_evaluation_samples(tmp_path / 'nowhere')
