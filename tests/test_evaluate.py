@@ -1,0 +1,193 @@
+"Tests of the evaluation chapter's metrics (geovq_tutorial.evaluate); fast, no artifacts, no downloads."
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from geovq_tutorial.core import RunConfig
+from geovq_tutorial.data import ImageSplits
+from geovq_tutorial.evaluate import (FeatureClassifier, SampleScorer, classifier_features, code_usage, format_table,
+                                     frechet_distance, inception_score, load_or_train_classifier, precision_recall,
+                                     psnr_from_mse, reconstruction_metrics, results_table)
+from geovq_tutorial.core import CheckpointError
+
+torch.set_num_threads(1)
+
+
+def gauss(n, d, seed, shift=0.0, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g, dtype=torch.float64) * scale + shift
+
+
+def test_fd_identical_gaussians_near_zero_and_grows_with_mean_shift():
+    a, b = gauss(20000, 5, 0), gauss(20000, 5, 1)
+    assert frechet_distance(a, b) < 0.01
+    fds = [frechet_distance(a, gauss(20000, 5, 1, shift=s)) for s in (0.5, 1.0, 2.0)]
+    assert fds[0] < fds[1] < fds[2]
+    assert abs(fds[2] - 5 * 4.0) < 0.3            # ||delta||^2 = 5 * 2^2
+
+
+def test_fd_matches_closed_form_for_diagonal_covariances():
+    sig = torch.tensor([0.5, 1.0, 2.0, 4.0], dtype=torch.float64)
+    a, b = gauss(40000, 4, 2), gauss(40000, 4, 3) * sig
+    assert abs(frechet_distance(a, b) - ((1 - sig) ** 2).sum().item()) < 0.15
+
+
+def test_fd_is_symmetric_and_works_with_rank_deficient_covariance():
+    a, b = gauss(30, 64, 0), gauss(40, 64, 1)      # n < feature width: singular covariances
+    assert math.isfinite(frechet_distance(a, b))
+    assert abs(frechet_distance(a, b) - frechet_distance(b, a)) < 1e-6
+
+
+def test_fd_small_sample_bias():
+    small = np.mean([frechet_distance(gauss(40, 8, s), gauss(40, 8, 100 + s)) for s in range(10)])
+    large = np.mean([frechet_distance(gauss(4000, 8, s), gauss(4000, 8, 100 + s)) for s in range(3)])
+    assert small > 10 * large
+
+
+def test_fd_refuses_bad_input():
+    with pytest.raises(ValueError, match='width'): frechet_distance(gauss(10, 3, 0), gauss(10, 4, 0))
+    with pytest.raises(ValueError, match='at least 2'): frechet_distance(gauss(1, 3, 0), gauss(10, 3, 0))
+    with pytest.raises(ValueError, match='NaN'): frechet_distance(torch.full((4, 2), float('nan')), gauss(4, 2, 0))
+    with pytest.raises(ValueError, match='2-d'): frechet_distance(torch.zeros(4), gauss(4, 1, 0))
+
+
+def test_precision_recall_self_same_disjoint_and_collapsed():
+    a, b = gauss(1500, 2, 0), gauss(1500, 2, 1)
+    assert precision_recall(a, a) == {'precision': 1.0, 'recall': 1.0}
+    pr = precision_recall(a, b)
+    assert pr['precision'] > 0.9 and pr['recall'] > 0.9
+    assert precision_recall(a, b + 50) == {'precision': 0.0, 'recall': 0.0}
+    pr = precision_recall(a, 0.1 * b)              # mode collapse: faithful but narrow
+    assert pr['precision'] > 0.9 and pr['recall'] < 0.3
+    pr = precision_recall(0.1 * a, b)              # too broad: covers the data but mostly off-support
+    assert pr['recall'] > 0.9 and pr['precision'] < 0.3
+
+
+def test_precision_recall_refuses_bad_input():
+    with pytest.raises(ValueError, match='more than k'): precision_recall(gauss(3, 2, 0), gauss(50, 2, 1))
+    with pytest.raises(ValueError, match='positive integer'): precision_recall(gauss(50, 2, 0), gauss(50, 2, 1), k=0)
+    with pytest.raises(ValueError, match='width'): precision_recall(gauss(50, 2, 0), gauss(50, 3, 1))
+
+
+def test_inception_score_bounds():
+    eye = torch.eye(10, dtype=torch.float64)
+    assert abs(inception_score(torch.full((20, 10), 0.1, dtype=torch.float64)) - 1) < 1e-9
+    assert abs(inception_score(eye.repeat(3, 1)) - 10) < 1e-9
+    assert abs(inception_score(eye[[4] * 30]) - 1) < 1e-9
+    p = torch.softmax(gauss(200, 10, 0) * 3, 1)
+    assert 1 < inception_score(p) < 10
+    with pytest.raises(ValueError, match='softmax'): inception_score(gauss(5, 10, 0))
+
+
+def test_reconstruction_metrics_and_psnr():
+    x = torch.rand(6, 1, 8, 8)
+    r = reconstruction_metrics((x + 0.1), x, vae_recon=x)
+    assert abs(r['mse'] - 0.01) < 1e-6 and abs(r['psnr'] - 20) < 1e-3 and abs(r['mse_vs_vae'] - 0.01) < 1e-6
+    assert psnr_from_mse(0.0) == math.inf
+    with pytest.raises(ValueError, match='>= 0'): psnr_from_mse(-1.0)
+    with pytest.raises(ValueError, match='differ in shape'): reconstruction_metrics(x[:3], x)
+
+
+def test_code_usage():
+    u = code_usage(torch.arange(8).repeat(3), K=16)
+    assert u['codes_used'] == 0.5 and abs(u['perplexity'] - 8) < 1e-9
+    assert abs(code_usage(torch.tensor([1, 1, 1, 1]), K=4)['perplexity'] - 1) < 1e-9
+    with pytest.raises(ValueError, match=r'\[0, 4\)'): code_usage(torch.tensor([0, 4]), K=4)
+
+
+@pytest.mark.parametrize('shape', [(1, 8, 8), (1, 32, 32), (3, 32, 32)])
+def test_classifier_shapes(shape):
+    clf = FeatureClassifier(shape, n_classes=10, hidden=8, feature_dim=12)
+    x = torch.rand(5, *shape)
+    assert clf(x).shape == (5, 10)
+    f = classifier_features(clf, x)
+    assert f.shape == (5, 12) and f.dtype == torch.float64
+    with pytest.raises(ValueError, match='expects images of shape'): clf.features(torch.rand(2, 2, 8, 8))
+
+
+def _toy_splits(shape=(3, 32, 32), n=120, classes=3, seed=0):
+    "Three classes that differ in brightness: easy to learn in a few epochs."
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % classes
+    x = (0.15 + 0.3 * y.float()[:, None, None, None] + 0.05 * torch.rand(n, *shape, generator=g)).clamp(0, 1)
+    return ImageSplits('toy', x, x[:30], x[:30], y, y[:30], y[:30], [str(c) for c in range(classes)])
+
+
+def test_classifier_artifact_is_cached_and_checked(tmp_path):
+    data = _toy_splits(shape=(1, 8, 8), n=300)
+    cfg = RunConfig(run_dir=str(tmp_path), classifier_epochs=10, progress=False)
+    clf, rep = load_or_train_classifier(cfg, data, device=torch.device('cpu'))
+    assert (tmp_path / 'classifier.safetensors').exists() and (tmp_path / 'classifier.json').exists()
+    assert rep['test_accuracy'] > 0.5
+    clf2, rep2 = load_or_train_classifier(cfg, data, device=torch.device('cpu'))
+    assert torch.equal(classifier_features(clf, data.test), classifier_features(clf2, data.test))
+    with pytest.raises(CheckpointError, match='epochs'):
+        load_or_train_classifier(cfg.replace(classifier_epochs=11), data, device=torch.device('cpu'))
+
+
+def test_sample_scorer_floor_and_keys():
+    data = _toy_splits(shape=(1, 8, 8), n=300)
+    clf = FeatureClassifier((1, 8, 8), 3, hidden=8, feature_dim=8)
+    sc = SampleScorer(clf, data.train[:60], data.train[60:], floor_repeats=2)
+    m = sc(data.train[100:160])
+    assert {'fd', 'precision', 'recall', 'inception_score', 'fd_floor', 'fd_floor_std'} <= set(m)
+    assert m['n_samples'] == 60 and m['n_reference'] == 60
+    with pytest.raises(ValueError, match='pool has 240'): sc.floor(241)
+
+
+def test_results_table_mean_and_spread():
+    res = [{'seed': s, 'variants': {'a': {'mse': float(s), 'psnr': math.inf}, 'b': {'fd': 1.0}}} for s in range(3)]
+    rows = results_table(res)
+    a = rows[0]['metrics']
+    assert a['mse']['mean'] == 1.0 and abs(a['mse']['std'] - 1.0) < 1e-12 and a['mse']['values'] == [0.0, 1.0, 2.0]
+    assert a['psnr']['mean'] is None                 # infinite values are not averaged
+    assert '∞' in format_table(rows, [('psnr', 'PSNR', '.1f')], how='markdown')
+    assert rows[1]['n_seeds'] == 3 and rows[1]['metrics']['fd']['std'] == 0.0
+    with pytest.raises(ValueError, match='at least one'): results_table([])
+
+
+def test_seed_config_and_jsonable():
+    from geovq_tutorial.evaluate import seed_config, _jsonable
+    cfg = RunConfig(run_dir='runs/x', seed=0)
+    assert seed_config(cfg, 0) is cfg
+    c2 = seed_config(cfg, 2)
+    assert c2.seed == 2 and c2.run_dir.endswith('seed2')
+    assert _jsonable({'a': [math.inf, 1.0, (2, float('nan'))]}) == {'a': [None, 1.0, [2, None]]}
+
+
+def test_check_targets_reads_means():
+    from geovq_tutorial.evaluate import check_targets
+    res = [{'seed': s, 'variants': {'vae': {'mse': 0.005 + 0.001 * s}, 'geodesic': {'mse': 0.01, 'prior_gain': 0.05},
+                                    'geodesic+ft': {'mse': 0.0084, 'fd_ratio': 0.6}}} for s in range(2)]
+    t = {c['target']: c for c in check_targets(results_table(res))}
+    assert t['continuous VAE MSE <= 0.006']['met'] is True and abs(t['continuous VAE MSE <= 0.006']['value'] - 0.0055) < 1e-12
+    assert t['decoder fine-tune lowers geodesic MSE by >= 15%']['met'] is True
+    assert t['geodesic prior beats the per-position unigram by >= 0.1 nats/token']['met'] is False
+
+
+def test_evaluate_run_end_to_end_small(tmp_path):
+    "The whole evaluation on a shrunken problem: every variant, documented keys, reuse of the saved result."
+    from geovq_tutorial.data import load_dataset
+    from geovq_tutorial.evaluate import evaluate_run, METRIC_KEYS, load_evaluation_samples
+    d = load_dataset('digits')
+    small = ImageSplits('digits', d.train[:200], d.val[:40], d.test[:40], d.train_labels[:200], d.val_labels[:40],
+                        d.test_labels[:40], d.classes)
+    cfg = RunConfig(run_dir=str(tmp_path), epochs=5, classifier_epochs=3, prior_epochs=2, finetune_epochs=1, vqvae_epochs=3,
+                    n_samples=40, codebook_k=8, codebook_methods='kmeans,geodesic', geodesic_subsample=500, progress=False)
+    res = evaluate_run(cfg, small, device=torch.device('cpu'), verbose=False)
+    assert list(res['variants']) == ['vae', 'kmeans', 'kmeans+ft', 'geodesic', 'geodesic+ft', 'vqvae']
+    assert set(res['source_variants']) == {'kmeans[mu]', 'kmeans[z]', 'geodesic[mu]', 'geodesic[z]'}
+    for name, m in res['variants'].items():
+        assert set(m) <= set(METRIC_KEYS), set(m) - set(METRIC_KEYS)
+        assert 0 <= m['precision'] <= 1 and 0 <= m['recall'] <= 1 and m['fd'] >= 0
+    g = res['variants']['geodesic']
+    assert abs(g['mse'] - res['source_variants']['geodesic[mu]']['mse_x']) < 1e-6
+    assert 0 < g['codes_used'] <= 1 and 1 <= g['perplexity'] <= 8
+    assert abs(g['prior_gain'] - (g['per_position_nll'] - g['prior_nll'])) < 1e-9
+    assert abs(g['fd_ratio'] - g['fd'] / g['unigram_fd']) < 1e-9
+    assert (tmp_path / 'evaluation.json').exists()
+    assert evaluate_run(cfg, small, device=torch.device('cpu')) == res          # reused, not recomputed
+    assert load_evaluation_samples(tmp_path)['vqvae'].shape == (40, 1, 8, 8)
+    with pytest.raises(CheckpointError, match='evaluate_run'): load_evaluation_samples(tmp_path / 'nowhere')
