@@ -1,0 +1,217 @@
+"""The explore chapter in a real browser: JupyterLab on loopback, headless Debian Chromium driven by Playwright.
+
+Needs `/usr/bin/chromium` (Debian package `chromium`; override with GEOVQ_CHROMIUM) and the Python package `playwright`
+(never `playwright install`: we drive the system Chromium). Screenshots go to test-artifacts/explore-browser/.
+The notebook runs from a copy under test-artifacts/ (so the repository's notebook is never saved over) and uses the
+repository's run folder runs/digits, so the first run trains what is missing and later runs load it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / 'nbs' / '08_explore.ipynb'
+ART = ROOT / 'test-artifacts' / 'explore-browser'
+CHROMIUM = os.environ.get('GEOVQ_CHROMIUM', '/usr/bin/chromium')
+CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+                 '--disable-background-networking', '--disable-component-update', '--disable-sync']
+RUN_ALL_TIMEOUT_S = float(os.environ.get('GEOVQ_BROWSER_RUN_TIMEOUT', 900))   # first run may train the VAE and fit UMAP
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+def _write_settings(settings: Path):
+    "JupyterLab user settings: no news or update checks (no network), every cell attached to the DOM."
+    for rel, value in {'@jupyterlab/apputils-extension/notification': {'fetchNews': 'false', 'checkForUpdates': False},
+                       '@jupyterlab/notebook-extension/tracker': {'windowingMode': 'none'}}.items():
+        f = settings / f'{rel}.jupyterlab-settings'
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps(value))
+
+def _copy_notebook(dest: Path) -> Path:
+    "The chapter without its nbdev_export cell (it would rewrite the package), with a kernelspec so Lab asks nothing."
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb.cells = [c for c in nb.cells if 'nbdev_export' not in c.source]
+    nb.metadata['kernelspec'] = {'display_name': 'Python 3 (ipykernel)', 'language': 'python', 'name': 'python3'}
+    dest.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, dest / NOTEBOOK.name)
+    return dest / NOTEBOOK.name
+
+def _wait_http(url: str, timeout: float, proc: subprocess.Popen, log: Path):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None: raise RuntimeError(f"JupyterLab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200: return
+        except OSError: time.sleep(0.5)
+    raise TimeoutError(f"JupyterLab did not answer {url} within {timeout} s:\n{log.read_text()[-3000:]}")
+
+# JavaScript run in the page (JupyterLab started with expose_app_in_browser)
+JS_KERNEL = """() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+  return k ? k.status : null; }"""
+JS_PROGRESS = """() => { const w = window.jupyterapp.shell.currentWidget; const cells = w.content.widgets;
+  let code = 0, done = 0, running = 0, errors = [];
+  for (const c of cells) {
+    if (c.model.type !== 'code') continue;
+    code += 1;
+    if (c.model.executionCount !== null) done += 1;
+    if ((c.promptNode && c.promptNode.textContent || '').includes('*')) running += 1;
+    for (const o of c.model.outputs.toJSON()) if (o.output_type === 'error') errors.push(o.ename + ': ' + o.evalue);
+  }
+  return {code, done, running, errors}; }"""
+JS_FIG = """([cls, i]) => { const gd = document.querySelectorAll('.' + cls + ' .js-plotly-plot')[0];
+  return gd ? JSON.stringify({data: gd.data.map(t => [t.z, t.x, t.y, t.text, t.marker && t.marker.color]),
+                             shapes: gd.layout.shapes, annotations: (gd.layout.annotations || []).map(a => a.text),
+                             title: gd.layout.title && gd.layout.title.text}) : null; }"""
+
+@pytest.fixture(scope='module')
+def lab(tmp_path_factory):
+    "A JupyterLab page with the explore chapter open and all its cells run; yields the Playwright page."
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) or set GEOVQ_CHROMIUM"
+    if ART.exists(): shutil.rmtree(ART)
+    ART.mkdir(parents=True)
+    tmp = tmp_path_factory.mktemp('jupyter')
+    nb = _copy_notebook(ART / 'notebook')
+    _write_settings(tmp / 'lab-settings')
+    port, token = _free_port(), secrets.token_hex(16)
+    env = {**os.environ, 'PYTHONPATH': str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''), 'GEOVQ_PROGRESS': '0',
+           'JUPYTER_CONFIG_DIR': str(tmp / 'config'), 'JUPYTER_RUNTIME_DIR': str(tmp / 'runtime'),
+           'JUPYTERLAB_SETTINGS_DIR': str(tmp / 'lab-settings'), 'JUPYTERLAB_WORKSPACES_DIR': str(tmp / 'workspaces'),
+           'IPYTHONDIR': str(tmp / 'ipython'), 'JUPYTER_PLATFORM_DIRS': '1'}
+    log = ART / 'jupyterlab.log'
+    cmd = [sys.executable, '-m', 'jupyter', 'lab', '--no-browser', '--ip=127.0.0.1', f'--port={port}', '--port-retries=0',
+           f'--IdentityProvider.token={token}', '--ServerApp.terminals_enabled=False', f'--ServerApp.root_dir={nb.parent}',
+           '--LabApp.expose_app_in_browser=True', '--LabApp.news_url=', '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate',
+           '--LabApp.extension_manager=readonly'] + (['--allow-root'] if hasattr(os, 'geteuid') and os.geteuid() == 0 else [])
+    with open(log, 'w') as fh:
+        proc = subprocess.Popen(cmd, cwd=nb.parent, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        base = f'http://127.0.0.1:{port}'
+        _wait_http(f'{base}/api/status?token={token}', 90, proc, log)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            page = browser.new_page(viewport={'width': 1400, 'height': 1000})
+            page.set_default_timeout(60_000)
+            console = []
+            page.on('console', lambda m: console.append(f'{m.type}: {m.text}'))
+            page.goto(f'{base}/lab/tree/{nb.name}?token={token}')
+            page.wait_for_selector('.jp-Notebook .jp-Cell', timeout=90_000)
+            # the kernel must be Idle before Run All (the status bar says so too)
+            page.wait_for_function(f"({JS_KERNEL})() === 'idle'", timeout=120_000)
+            page.locator('.jp-StatusBar-Widget', has_text='Idle').first.wait_for(timeout=30_000)
+            page.screenshot(path=str(ART / '01-opened.png'))
+            t0 = time.time()
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            while True:
+                p = page.evaluate(JS_PROGRESS)
+                if p['errors']: break
+                if p['done'] == p['code'] and p['running'] == 0 and page.evaluate(JS_KERNEL) == 'idle': break
+                if time.time() - t0 > RUN_ALL_TIMEOUT_S: break
+                time.sleep(1)
+            page.wait_for_timeout(1500)       # let the widget views finish drawing
+            page.screenshot(path=str(ART / '02-ran-all.png'), full_page=True)
+            page.ran = {**p, 'seconds': time.time() - t0, 'console': console}
+            yield page
+            (ART / 'console.log').write_text('\n'.join(console))
+            browser.close()
+    finally:
+        proc.terminate()
+        try: proc.wait(20)
+        except subprocess.TimeoutExpired: proc.kill()
+
+def _fig(page, cls: str) -> str:
+    return page.evaluate(JS_FIG, [cls, 0])
+
+def _wait_change(page, cls: str, before: str, timeout: float = 10.0) -> str:
+    "Wait until the plotly figure inside `.cls` differs from `before` (the kernel round trip); return the new state."
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        now = _fig(page, cls)
+        if now != before: return now
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the figure in .{cls} did not change within {timeout} s")
+
+def _explorer(page, cls: str):
+    loc = page.locator(f'.{cls}')
+    loc.scroll_into_view_if_needed()
+    return loc
+
+def test_notebook_runs_without_errors(lab):
+    r = lab.ran
+    assert not r['errors'], f"cells raised: {r['errors']}"
+    assert r['done'] == r['code'] and r['running'] == 0, f"only {r['done']} of {r['code']} code cells ran in {r['seconds']:.0f} s"
+
+@pytest.mark.parametrize('cls', ['geovq-manifold', 'geovq-assignments', 'geovq-samples', 'geovq-paths'])
+def test_each_explorer_renders(lab, cls):
+    loc = _explorer(lab, cls)
+    assert loc.count() == 1, f"expected one .{cls} widget in the page, found {loc.count()}"
+    plot = loc.locator('.js-plotly-plot')
+    plot.first.wait_for(timeout=30_000)
+    assert loc.locator('.main-svg').count() >= 1
+    loc.screenshot(path=str(ART / f'10-{cls}.png'))
+    if cls == 'geovq-manifold':   # one marker per grid cell of every test image
+        assert loc.locator('.scatterlayer .point').count() >= 16 * 180
+
+def test_slider_changes_plot(lab):
+    loc = _explorer(lab, 'geovq-assignments')
+    before = _fig(lab, 'geovq-assignments')
+    handle = loc.locator('.widget-slider', has_text='image').locator('.noUi-handle').first
+    box = handle.bounding_box()
+    lab.mouse.move(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2)
+    lab.mouse.down(); lab.mouse.move(box['x'] + 80, box['y'] + box['height'] / 2, steps=8); lab.mouse.up()
+    after = json.loads(_wait_change(lab, 'geovq-assignments', before))
+    assert json.loads(before)['data'][0][0] != after['data'][0][0], "the image did not change"
+    loc.screenshot(path=str(ART / '20-slider-moved.png'))
+
+def test_dropdown_changes_plot(lab):
+    loc = _explorer(lab, 'geovq-manifold')
+    before = _fig(lab, 'geovq-manifold')
+    loc.locator('.widget-dropdown', has_text='colour by').locator('select').select_option('codeword')
+    after = json.loads(_wait_change(lab, 'geovq-manifold', before))
+    assert json.loads(before)['data'][0][4] != after['data'][0][4], "the marker colours did not change"
+    loc.screenshot(path=str(ART / '30-dropdown-changed.png'))
+
+def test_click_point_changes_plot(lab):
+    loc = _explorer(lab, 'geovq-manifold')
+    raw = _fig(lab, 'geovq-manifold')
+    before = json.loads(raw)
+    points = loc.locator('.scatterlayer .point')
+    n = points.count()
+    for i in (n // 2, n // 3, 2 * n // 3, n - 1):     # a point of another image than the one shown
+        box = points.nth(i).bounding_box()
+        lab.mouse.click(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2)
+        try: after = json.loads(_wait_change(lab, 'geovq-manifold', raw, 5))
+        except AssertionError: continue
+        if after['annotations'][1] != before['annotations'][1]: break
+    assert after['annotations'][1] != before['annotations'][1], "clicking points did not change the image shown"
+    assert after['shapes'] != before['shapes'] or after['data'][2][0] != before['data'][2][0]
+    loc.screenshot(path=str(ART / '40-point-clicked.png'))
+
+def test_click_bar_picks_codeword(lab):
+    "A click (no hover wiring) on a usage bar selects that codeword: patches and highlighted bar change."
+    loc = _explorer(lab, 'geovq-assignments')
+    raw = _fig(lab, 'geovq-assignments')
+    before = json.loads(raw)
+    bars = loc.locator('.barlayer .point')
+    box = bars.nth(bars.count() // 2).bounding_box()
+    lab.mouse.click(box['x'] + box['width'] / 2, box['y'] + box['height'] - 2)
+    after = json.loads(_wait_change(lab, 'geovq-assignments', raw))
+    assert after['data'][-1][4] != before['data'][-1][4], "the highlighted bar did not move"
+    loc.screenshot(path=str(ART / '50-bar-clicked.png'))
