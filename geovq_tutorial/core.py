@@ -66,10 +66,10 @@ class RunConfig:
     # --- the Transformer prior
     prior_layers: int = _opt(2, 'Transformer blocks in the prior')
     prior_heads: int = _opt(4, 'attention heads per block')
-    prior_dim: int = _opt(128, 'width of the prior (embedding size)')
+    prior_dim: int = _opt(32, 'width of the prior (embedding size)')
     prior_dropout: float = _opt(0.1, 'dropout in the prior')
     prior_epochs: int = _opt(60, 'maximum prior training epochs (early stopping on validation)')
-    prior_lr: float = _opt(1e-3, 'AdamW learning rate for the prior')
+    prior_lr: float = _opt(3e-3, 'AdamW learning rate for the prior')
     prior_weight_decay: float = _opt(0.1, 'AdamW weight decay (matrix weights only)')
     prior_batch_size: int = _opt(128, 'minibatch size for the prior')
     temperature: float = _opt(1.0, 'sampling temperature (> 0)')
