@@ -12,10 +12,12 @@ import torch
 from plotly.callbacks import Points
 
 from geovq_tutorial.codebook import fit_codebook
+from geovq_tutorial.core import RunConfig
+from geovq_tutorial.data import ImageSplits
 from geovq_tutorial.explore import (CodebookAssignmentExplorer, GraphGeodesicPath, LatentManifoldExplorer, PathExplorer,
                                     Projection, SampleExplorer, SampleSource, cell_patches, explorer_interactions,
-                                    fit_projection, load_or_fit_projection, montage, prepare_inputs, projection_path,
-                                    straight_path, time_interactions)
+                                    fit_projection, load_or_fit_projection, load_sample_sources, montage, prepare_inputs,
+                                    projection_path, straight_path, time_interactions)
 from geovq_tutorial.geometry import LatentGraph, metric_tensors
 from geovq_tutorial.vae import SpatialVAE
 
@@ -186,6 +188,28 @@ def test_path_explorer_straight_and_geodesic(tiny):
             same_image(p.figure.data[1].z, montage(vae.decode(geo), 5)[0].numpy())
         assert torch.allclose(geo[0], inputs.mu[1]) and torch.allclose(geo[-1], inputs.mu[b])
         assert f'image {b}' in p.figure.layout.annotations[1].text
+
+
+def test_sample_sources_from_a_run_folder(tmp_path, tiny):
+    "Priors and fine-tuned decoders are trained once into the run folder, then loaded; the sources sample and decode."
+    vae, x, y, books, inputs, _ = tiny
+    g = torch.Generator().manual_seed(1)
+    data = ImageSplits('tiny', torch.rand(40, 1, 8, 8, generator=g), x[:6], x[6:], torch.arange(40) % 5, y[:6], y[6:],
+                       [str(i) for i in range(5)])
+    cfg = RunConfig(run_dir=str(tmp_path), prior_epochs=1, finetune_epochs=1, prior_dim=16, prior_heads=2, prior_layers=1,
+                    threads=1, progress=False, device='cpu')
+    src = load_sample_sources(cfg, vae, books, data)
+    assert set(src) == {'kmeans', 'kmedoids'} and set(src['kmeans'].decoders) == {'before fine-tune', 'after fine-tune'}
+    stored = sorted(p.name for p in tmp_path.rglob('*.safetensors'))
+    assert len(stored) == 4, stored                            # two priors, two fine-tuned VAEs
+    t = src['kmedoids'].sample(5, 1.0, 2, torch.Generator().manual_seed(0))
+    assert t.shape == (5, 4, 4) and 0 <= int(t.min()) and int(t.max()) < 4
+    z = books['kmedoids'].decode_grid(t)
+    assert torch.allclose(src['kmedoids'].decoders['before fine-tune'](z), vae.decode(z))
+    assert not torch.allclose(src['kmedoids'].decoders['after fine-tune'](z), vae.decode(z))
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob('*.safetensors')}
+    load_sample_sources(cfg, vae, books, data)                 # the second time everything is loaded
+    assert stamps == {p: p.stat().st_mtime_ns for p in tmp_path.rglob('*.safetensors')}
 
 
 def test_every_interaction_is_fast_on_small_inputs(tiny):

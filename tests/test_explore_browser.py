@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -28,7 +29,7 @@ ART = ROOT / 'test-artifacts' / 'explore-browser'
 CHROMIUM = os.environ.get('GEOVQ_CHROMIUM', '/usr/bin/chromium')
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
                  '--disable-background-networking', '--disable-component-update', '--disable-sync']
-RUN_ALL_TIMEOUT_S = float(os.environ.get('GEOVQ_BROWSER_RUN_TIMEOUT', 900))   # first run may train the VAE and fit UMAP
+RUN_ALL_TIMEOUT_S = float(os.environ.get('GEOVQ_BROWSER_RUN_TIMEOUT', 300))   # artifacts are warm: Run All only loads
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -81,6 +82,23 @@ JS_FIG = """([cls, i]) => { const gd = document.querySelectorAll('.' + cls + ' .
                              shapes: gd.layout.shapes, annotations: (gd.layout.annotations || []).map(a => a.text),
                              title: gd.layout.title && gd.layout.title.text}) : null; }"""
 
+WARM = """
+import torch; torch.set_num_threads(1)
+from geovq_tutorial.vae import tutorial_config
+from geovq_tutorial import explore as E
+cfg = tutorial_config(threads=1, progress=False)
+vae, inputs = E.load_explore_inputs(cfg)
+E.load_projections(cfg, inputs)
+E.load_sample_sources(cfg, vae, inputs.codebooks)
+"""
+
+def _warm_run_folder(env: dict, log: Path):
+    "Train or fit, once, what the chapter loads from runs/digits (VAE, codebooks, UMAP, priors, fine-tunes): Run All then only loads."
+    t0 = time.time()
+    r = subprocess.run([sys.executable, '-c', WARM], cwd=ROOT, env=env, capture_output=True, text=True)
+    log.write_text(f"warm-up took {time.time() - t0:.1f} s, exit {r.returncode}\n{r.stdout}\n{r.stderr}")
+    assert r.returncode == 0, f"preparing runs/digits failed:\n{r.stderr[-3000:]}"
+
 @pytest.fixture(scope='module')
 def lab(tmp_path_factory):
     "A JupyterLab page with the explore chapter open and all its cells run; yields the Playwright page."
@@ -95,6 +113,7 @@ def lab(tmp_path_factory):
            'JUPYTER_CONFIG_DIR': str(tmp / 'config'), 'JUPYTER_RUNTIME_DIR': str(tmp / 'runtime'),
            'JUPYTERLAB_SETTINGS_DIR': str(tmp / 'lab-settings'), 'JUPYTERLAB_WORKSPACES_DIR': str(tmp / 'workspaces'),
            'IPYTHONDIR': str(tmp / 'ipython'), 'JUPYTER_PLATFORM_DIRS': '1'}
+    _warm_run_folder(env, ART / 'warm-up.log')
     log = ART / 'jupyterlab.log'
     cmd = [sys.executable, '-m', 'jupyter', 'lab', '--no-browser', '--ip=127.0.0.1', f'--port={port}', '--port-retries=0',
            f'--IdentityProvider.token={token}', '--ServerApp.terminals_enabled=False', f'--ServerApp.root_dir={nb.parent}',
@@ -139,14 +158,15 @@ def lab(tmp_path_factory):
 def _fig(page, cls: str) -> str:
     return page.evaluate(JS_FIG, [cls, 0])
 
-def _wait_change(page, cls: str, before: str, timeout: float = 10.0) -> str:
-    "Wait until the plotly figure inside `.cls` differs from `before` (the kernel round trip); return the new state."
+def _wait_change(page, cls: str, before: str, timeout: float = 10.0, until=None) -> str:
+    """Wait until the plotly figure inside `.cls` differs from `before` (the kernel round trip) and, when given, `until(state)`
+    holds for the parsed state (updates arrive one message per trace); return the new state (JSON)."""
     t0 = time.time()
     while time.time() - t0 < timeout:
         now = _fig(page, cls)
-        if now != before: return now
+        if now != before and (until is None or until(json.loads(now))): return now
         page.wait_for_timeout(100)
-    raise AssertionError(f"the figure in .{cls} did not change within {timeout} s")
+    raise AssertionError(f"the figure in .{cls} did not change as expected within {timeout} s")
 
 def _explorer(page, cls: str):
     loc = page.locator(f'.{cls}')
@@ -176,16 +196,18 @@ def test_slider_changes_plot(lab):
     box = handle.bounding_box()
     lab.mouse.move(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2)
     lab.mouse.down(); lab.mouse.move(box['x'] + 80, box['y'] + box['height'] / 2, steps=8); lab.mouse.up()
-    after = json.loads(_wait_change(lab, 'geovq-assignments', before))
-    assert json.loads(before)['data'][0][0] != after['data'][0][0], "the image did not change"
+    old = json.loads(before)
+    after = json.loads(_wait_change(lab, 'geovq-assignments', before, until=lambda st: st['data'][0][0] != old['data'][0][0]))
+    assert after['annotations'][0] != old['annotations'][0], "the title did not follow the image"
     loc.screenshot(path=str(ART / '20-slider-moved.png'))
 
 def test_dropdown_changes_plot(lab):
     loc = _explorer(lab, 'geovq-manifold')
     before = _fig(lab, 'geovq-manifold')
     loc.locator('.widget-dropdown', has_text='colour by').locator('select').select_option('codeword')
-    after = json.loads(_wait_change(lab, 'geovq-manifold', before))
-    assert json.loads(before)['data'][0][4] != after['data'][0][4], "the marker colours did not change"
+    old = json.loads(before)
+    after = json.loads(_wait_change(lab, 'geovq-manifold', before, until=lambda st: st['data'][0][4] != old['data'][0][4]))
+    assert after['data'][0][1] == old['data'][0][1], "only the colours should change, not the positions"
     loc.screenshot(path=str(ART / '30-dropdown-changed.png'))
 
 def test_click_point_changes_plot(lab):
@@ -197,7 +219,7 @@ def test_click_point_changes_plot(lab):
     for i in (n // 2, n // 3, 2 * n // 3, n - 1):     # a point of another image than the one shown
         box = points.nth(i).bounding_box()
         lab.mouse.click(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2)
-        try: after = json.loads(_wait_change(lab, 'geovq-manifold', raw, 5))
+        try: after = json.loads(_wait_change(lab, 'geovq-manifold', raw, 5, until=lambda st: st['annotations'][1] != before['annotations'][1]))
         except AssertionError: continue
         if after['annotations'][1] != before['annotations'][1]: break
     assert after['annotations'][1] != before['annotations'][1], "clicking points did not change the image shown"
@@ -212,6 +234,28 @@ def test_click_bar_picks_codeword(lab):
     bars = loc.locator('.barlayer .point')
     box = bars.nth(bars.count() // 2).bounding_box()
     lab.mouse.click(box['x'] + box['width'] / 2, box['y'] + box['height'] - 2)
-    after = json.loads(_wait_change(lab, 'geovq-assignments', raw))
-    assert after['data'][-1][4] != before['data'][-1][4], "the highlighted bar did not move"
+    after = json.loads(_wait_change(lab, 'geovq-assignments', raw, until=lambda st: st['data'][-1][4] != before['data'][-1][4]))
+    assert after['annotations'][-2] != before['annotations'][-2], "the patches' title did not follow the codeword"
     loc.screenshot(path=str(ART / '50-bar-clicked.png'))
+
+def test_resample_button_changes_samples(lab):
+    loc = _explorer(lab, 'geovq-samples')
+    before = _fig(lab, 'geovq-samples')
+    loc.locator('button', has_text='resample').click()
+    old = json.loads(before)
+    seed = int(re.search(r'seed (\d+)', old['title']).group(1))
+    after = json.loads(_wait_change(lab, 'geovq-samples', before, timeout=20,
+                                    until=lambda st: f'seed {seed + 1},' in st['title'] and st['data'][0][0] != old['data'][0][0]))
+    loc.screenshot(path=str(ART / '60-resampled.png'))
+
+def test_path_slider_changes_paths(lab):
+    loc = _explorer(lab, 'geovq-paths')
+    before = _fig(lab, 'geovq-paths')
+    handle = loc.locator('.widget-slider', has_text='image B').locator('.noUi-handle').first
+    handle.focus()
+    for _ in range(3): lab.keyboard.press('ArrowRight')      # the keyboard moves a slider too
+    old = json.loads(before)
+    after = json.loads(_wait_change(lab, 'geovq-paths', before, timeout=20,
+                                    until=lambda st: st['data'][1][0] != old['data'][1][0] and st['data'][0][0] != old['data'][0][0]))
+    assert after['annotations'] != old['annotations'], "the titles did not follow the new image B"
+    loc.screenshot(path=str(ART / '70-path-slider.png'))
