@@ -149,6 +149,8 @@ def lab(tmp_path_factory):
             page.ran = {**p, 'seconds': time.time() - t0, 'console': console}
             yield page
             (ART / 'console.log').write_text('\n'.join(console))
+            (ART / 'browser-latency.json').write_text(json.dumps({'run_all_s': round(page.ran['seconds'], 1), 'updates_s': LATENCY},
+                                                                 indent=1))
             browser.close()
     finally:
         proc.terminate()
@@ -158,13 +160,17 @@ def lab(tmp_path_factory):
 def _fig(page, cls: str) -> str:
     return page.evaluate(JS_FIG, [cls, 0])
 
+LATENCY: dict[str, list[float]] = {}   # seconds from the action (done) to the figure updated in the page, per explorer
+
 def _wait_change(page, cls: str, before: str, timeout: float = 10.0, until=None) -> str:
     """Wait until the plotly figure inside `.cls` differs from `before` (the kernel round trip) and, when given, `until(state)`
     holds for the parsed state (updates arrive one message per trace); return the new state (JSON)."""
     t0 = time.time()
     while time.time() - t0 < timeout:
         now = _fig(page, cls)
-        if now != before and (until is None or until(json.loads(now))): return now
+        if now != before and (until is None or until(json.loads(now))):
+            LATENCY.setdefault(cls, []).append(round(time.time() - t0, 3))
+            return now
         page.wait_for_timeout(100)
     raise AssertionError(f"the figure in .{cls} did not change as expected within {timeout} s")
 
