@@ -299,3 +299,14 @@ def test_vqvae_stage(tiny, tmp_path):
     with pytest.raises(CheckpointError, match='commitment'):
         load_vqvae(vqvae_path(tmp_path), vqvae_settings(cfg.replace(commitment=1.0), data.image_shape))
     with pytest.raises(ValueError, match='no epoch after the warm-up'): train_vqvae(VQVAE((1, 8, 8), 3, 8, 6), data, cfg.replace(vqvae_epochs=1))
+
+
+def test_vqvae_plugs_into_the_post_hoc_helpers():
+    "The evaluation treats a VQ-VAE like any codebook: (vqvae.vae, vqvae) in place of (vae, codebook)."
+    torch.manual_seed(0)
+    m = VQVAE((1, 8, 8), latent_dim=3, hidden=8, K=5).eval()
+    x = torch.rand(7, 1, 8, 8)
+    with torch.no_grad(): tokens = m(x)[3]
+    assert torch.equal(encode_tokens(m.vae, m, x), tokens)
+    assert quantized_mse(m.vae, m, x) == pytest.approx(vqvae_mse(m, x), rel=1e-5)
+    assert tokens_to_images(m.vae, m, tokens).shape == x.shape
