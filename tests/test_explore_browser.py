@@ -2,8 +2,9 @@
 
 Needs `/usr/bin/chromium` (Debian package `chromium`; override with GEOVQ_CHROMIUM) and the Python package `playwright`
 (never `playwright install`: we drive the system Chromium). Screenshots go to test-artifacts/explore-browser/.
-The notebook runs from a copy under test-artifacts/ (so the repository's notebook is never saved over) and uses the
-repository's run folder runs/digits, so the first run trains what is missing and later runs load it.
+The notebook runs from a copy under test-artifacts/ (so the repository's notebook is never saved over), with a smaller
+training configuration in its own run folder runs/browser-test (see SHIM): the first run trains what is missing (a minute or
+two), later runs only load.
 """
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def _write_settings(settings: Path):
 def _copy_notebook(dest: Path) -> Path:
     "The chapter without its nbdev_export cell (it would rewrite the package), with a kernelspec so Lab asks nothing."
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    nb.cells = [c for c in nb.cells if 'nbdev_export' not in c.source]
+    nb.cells = [nbformat.v4.new_code_cell(SHIM)] + [c for c in nb.cells if 'nbdev_export' not in c.source]
     nb.metadata['kernelspec'] = {'display_name': 'Python 3 (ipykernel)', 'language': 'python', 'name': 'python3'}
     dest.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, dest / NOTEBOOK.name)
@@ -82,7 +83,15 @@ JS_FIG = """([cls, i]) => { const gd = document.querySelectorAll('.' + cls + ' .
                              shapes: gd.layout.shapes, annotations: (gd.layout.annotations || []).map(a => a.text),
                              title: gd.layout.title && gd.layout.title.text}) : null; }"""
 
-WARM = """
+# The browser test runs the chapter on a smaller configuration, in its own run folder (runs/browser-test, kept between runs):
+# the widgets are the same, the one-off training is minutes shorter. The same shim runs in the warm-up and as the first cell
+# of the notebook copy, so both see the same settings and the notebook only loads.
+SMALL = dict(epochs=20, prior_epochs=4, finetune_epochs=2, geodesic_subsample=1000)
+SHIM = f"""import geovq_tutorial.vae as _vae
+_full_config = _vae.tutorial_config
+_vae.tutorial_config = lambda **changes: _full_config(**{{**{SMALL!r}, **changes}})   # browser test: smaller training settings
+"""
+WARM = SHIM + """
 import torch; torch.set_num_threads(1)
 from geovq_tutorial.vae import tutorial_config
 from geovq_tutorial import explore as E
@@ -110,6 +119,7 @@ def lab(tmp_path_factory):
     _write_settings(tmp / 'lab-settings')
     port, token = _free_port(), secrets.token_hex(16)
     env = {**os.environ, 'PYTHONPATH': str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''), 'GEOVQ_PROGRESS': '0',
+           'GEOVQ_TUTORIAL_RUN_DIR': str(ROOT / 'runs' / 'browser-test'),
            'JUPYTER_CONFIG_DIR': str(tmp / 'config'), 'JUPYTER_RUNTIME_DIR': str(tmp / 'runtime'),
            'JUPYTERLAB_SETTINGS_DIR': str(tmp / 'lab-settings'), 'JUPYTERLAB_WORKSPACES_DIR': str(tmp / 'workspaces'),
            'IPYTHONDIR': str(tmp / 'ipython'), 'JUPYTER_PLATFORM_DIRS': '1'}
