@@ -1,0 +1,246 @@
+"""Python tests of the explorers' callbacks: each change of a control changes the figure's data as it should.
+
+Fast: a small untrained VAE, two small codebooks of different methods, PCA projections. One test fits a small UMAP."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from plotly.callbacks import Points
+
+from geovq_tutorial.codebook import fit_codebook
+from geovq_tutorial.core import RunConfig
+from geovq_tutorial.data import ImageSplits
+from geovq_tutorial.explore import (CodebookAssignmentExplorer, GraphGeodesicPath, LatentManifoldExplorer, PathExplorer,
+                                    Projection, SampleExplorer, SampleSource, cell_patches, explorer_interactions,
+                                    fit_projection, load_or_fit_projection, load_sample_sources, montage, prepare_inputs,
+                                    projection_path, straight_path, time_interactions)
+from geovq_tutorial.geometry import LatentGraph, metric_tensors
+from geovq_tutorial.vae import SpatialVAE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def same_image(a, b, eps=1e-5):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    assert (np.isnan(a) == np.isnan(b)).all()
+    assert np.allclose(np.nan_to_num(a), np.nan_to_num(b), atol=eps)
+
+
+@pytest.fixture(scope='module')
+def tiny():
+    torch.manual_seed(0)
+    vae = SpatialVAE((1, 8, 8), latent_dim=3, hidden=8).eval()
+    x, y = torch.rand(10, 1, 8, 8), torch.arange(10) % 5
+    books = {'kmeans': fit_codebook(vae, x, 'kmeans', K=6), 'kmedoids': fit_codebook(vae, x, 'kmedoids', K=4)}
+    inputs = prepare_inputs(vae, x, y, books, [f'c{i}' for i in range(5)])
+    pca = fit_projection(inputs.vectors, 'pca')
+    flipped = Projection('umap', pca.vectors, -pca.coords, pca.mean, pca.components)   # a second, different map
+    return vae, x, y, books, inputs, {'pca': pca, 'other': flipped}
+
+
+# ---- projections
+def test_pca_places_codewords_exactly(tiny):
+    *_, inputs, proj = tiny
+    cw = inputs.codebooks['kmeans'].codewords
+    assert torch.allclose(proj['pca'].place(cw), (cw - proj['pca'].mean) @ proj['pca'].components.T, atol=1e-6)
+    assert torch.allclose(proj['pca'].place(inputs.vectors), proj['pca'].coords, atol=1e-5)
+
+
+def test_knn_placement_lands_medoids_on_their_points(tiny):
+    *_, inputs, proj = tiny
+    medoids = inputs.codebooks['kmedoids'].codewords        # medoids are fitted vectors of the *training* set;
+    idx = torch.tensor([3, 17, 50])                          # here we use vectors of the projection itself
+    assert torch.allclose(proj['other'].place(inputs.vectors[idx]), proj['other'].coords[idx])
+    assert proj['other'].place(medoids).shape == (4, 2)
+
+
+def test_umap_small_fit_and_cache(tmp_path, tiny):
+    *_, inputs, _ = tiny
+    v = inputs.vectors[:120]
+    p = load_or_fit_projection(tmp_path, v, key='k1', method='umap', seed=0)
+    assert p.coords.shape == (120, 2) and torch.isfinite(p.coords).all()
+    assert torch.allclose(p.place(v[:5]), p.coords[:5])
+    stamp = projection_path(tmp_path, 'umap').stat().st_mtime_ns
+    q = load_or_fit_projection(tmp_path, v, key='k1', method='umap', seed=0)      # loaded, not refitted
+    assert projection_path(tmp_path, 'umap').stat().st_mtime_ns == stamp and torch.equal(p.coords, q.coords)
+
+
+def test_projection_cache_refits_for_other_vectors(tmp_path, tiny):
+    *_, inputs, _ = tiny
+    a = load_or_fit_projection(tmp_path, inputs.vectors, key='vae-a', method='pca')
+    b = load_or_fit_projection(tmp_path, inputs.vectors * 3, key='vae-b', method='pca')
+    assert torch.allclose(b.coords.abs(), 3 * a.coords.abs(), atol=1e-4)
+    with pytest.raises(ValueError, match="'pca', 'umap'"): fit_projection(inputs.vectors, 'tsne')
+
+
+# ---- explorer 1
+def test_manifold_colour_codebook_projection(tiny):
+    *_, inputs, proj = tiny
+    m = LatentManifoldExplorer(inputs, proj, codebook='kmeans', color_by='class', projection='pca')
+    assert np.array_equal(m.figure.data[0].marker.color, inputs.labels.repeat_interleave(16).numpy())
+    m.color_by.value = 'codeword'
+    assert np.array_equal(m.figure.data[0].marker.color, inputs.tokens['kmeans'].flatten().numpy())
+    m.codebook.value = 'kmedoids'
+    assert np.array_equal(m.figure.data[0].marker.color, inputs.tokens['kmedoids'].flatten().numpy())
+    assert len(m.figure.data[1].x) == 4
+    assert np.allclose(m.figure.data[1].x, proj['pca'].place(inputs.codebooks['kmedoids'].codewords)[:, 0].numpy(), atol=1e-5)
+    x_pca = np.array(m.figure.data[0].x)
+    m.projection.value = 'other'
+    assert np.allclose(m.figure.data[0].x, -x_pca) and 'OTHER' in m.figure.layout.annotations[0].text
+    m.color_by.value = 'cell'
+    assert np.array_equal(m.figure.data[0].marker.color, np.tile(np.arange(16), 10))
+
+
+def test_manifold_click_and_hover_show_the_image(tiny):
+    vae, x, *_, inputs, proj = tiny
+    m = LatentManifoldExplorer(inputs, proj)
+    v = 16 * 6 + 4 * 2 + 3                                    # image 6, cell (2, 3)
+    m.figure.data[0]._dispatch_on_click(Points(point_inds=[v], trace_index=0), None)   # what a browser click triggers
+    same_image(m.figure.data[2].z, x[6, 0].numpy())
+    s = m.figure.layout.shapes[0]
+    assert (s.x0, s.x1, s.y0, s.y1) == (5.5, 7.5, 3.5, 5.5)
+    assert 'image 6' in m.figure.layout.annotations[1].text and 'cell (2, 3)' in m.figure.layout.annotations[1].text
+    m.figure.data[0]._dispatch_on_hover(Points(point_inds=[16 * 2], trace_index=0), None)
+    same_image(m.figure.data[2].z, x[2, 0].numpy())
+    with pytest.raises(IndexError, match='out of range'): m.select(10 * 16)
+
+
+# ---- explorer 2
+def test_assignments_image_slider_and_codebook(tiny):
+    vae, x, *_, inputs, proj = tiny
+    a = CodebookAssignmentExplorer(inputs, codebook='kmeans')
+    a.image.value = 4
+    same_image(a.figure.data[0].z, x[4, 0].numpy())
+    for j, n in enumerate(inputs.recon):                      # continuous, kmeans, kmedoids reconstructions
+        same_image(a.figure.data[1 + j].z, inputs.recon[n][4, 0].numpy())
+    assert list(a.figure.data[4].text) == [str(int(t)) for t in inputs.tokens['kmeans'][4].flatten()]
+    a.codebook.value = 'kmedoids'
+    assert a.codeword.max == 3 and len(a.figure.data[-1].y) == 4
+    assert list(a.figure.data[4].text) == [str(int(t)) for t in inputs.tokens['kmedoids'][4].flatten()]
+    assert np.array_equal(a.figure.data[-1].y, torch.bincount(inputs.tokens['kmedoids'].flatten(), minlength=4).numpy())
+
+
+def test_assignments_codeword_slider_and_bar_click(tiny):
+    vae, x, *_, inputs, proj = tiny
+    a = CodebookAssignmentExplorer(inputs, codebook='kmeans', n_patches=5, patches_per_row=5)
+    patches = cell_patches(inputs.images)
+    for k in range(6):
+        a.codeword.value = k
+        idx = a.assigned('kmeans', k)
+        assert (inputs.tokens['kmeans'].flatten()[idx] == k).all()
+        d = (inputs.vectors[idx] - inputs.codebooks['kmeans'].codewords[k]).norm(dim=1)
+        assert (d[1:] >= d[:-1] - 1e-6).all()                 # closest first
+        if len(idx): same_image(a.figure.data[5].z, montage(patches[idx[:5]], 5)[0].numpy())
+        assert list(a.figure.data[-1].marker.color).index('crimson') == k
+    a.figure.data[-1]._dispatch_on_click(Points(point_inds=[2], trace_index=len(a.figure.data) - 1), None)
+    assert a.codeword.value == 2 and 'codeword 2' in a.figure.layout.annotations[-2].text
+    with pytest.raises(ValueError, match=r'\[0, 6\)'): CodebookAssignmentExplorer(inputs, codebook='kmeans', codeword=6)
+
+
+# ---- explorer 3
+def _sources(vae, books):
+    def sampler(K):   # deterministic in (temperature, top_k, seed): easy to predict
+        def sample(n, temperature, top_k, generator):
+            base = torch.randint(0, top_k or K, (n, 16), generator=generator)
+            return (base + int(temperature * 10)) % (top_k or K)
+        return sample
+    return {n: SampleSource(cb, sampler(cb.K), {'before fine-tune': vae.decode, 'after fine-tune': lambda z: 1 - vae.decode(z)})
+            for n, cb in books.items()}
+
+
+def test_samples_controls(tiny):
+    vae, x, y, books, inputs, _ = tiny
+    s = SampleExplorer(_sources(vae, books), n=4, per_row=2, codebook='kmeans')
+    def expect(): return montage(s.sources[s.codebook.value].decoders[s.decoder.value](
+        s.sources[s.codebook.value].codebook.decode_grid(s.tokens())).detach(), 2)[0].numpy()
+    same_image(s.figure.data[0].z, expect())
+    t0 = s.tokens().clone()
+    s.temperature.value = 1.5                                 # the sampler shifts ids by int(10 T)
+    assert torch.equal(s.tokens(), (t0 + 5) % 6); same_image(s.figure.data[0].z, expect())
+    s.top_k.value = 1
+    assert (s.tokens() == 0).all(); same_image(s.figure.data[0].z, expect())
+    z = np.array(s.figure.data[0].z, dtype=float)
+    s.decoder.value = 'after fine-tune'
+    same_image(s.figure.data[0].z, 1 - z)
+    s.top_k.value = 0
+    before = s.tokens().clone()
+    s.resample.click()
+    assert s.seed.value == 1 and not torch.equal(s.tokens(), before); same_image(s.figure.data[0].z, expect())
+    s.codebook.value = 'kmedoids'
+    assert s.top_k.max == 4 and int(s.tokens().max()) < 4 and 'kmedoids prior' in s.figure.layout.title.text
+    same_image(s.figure.data[0].z, expect())
+
+
+def test_path_explorer_straight_and_geodesic(tiny):
+    vae, x, *_, inputs, _ = tiny
+    graph = LatentGraph(inputs.vectors, metric_tensors(vae, inputs.mu), k=4)
+    p = PathExplorer(inputs, vae.decode, {'geodesic': GraphGeodesicPath(graph)}, steps=5, a=1, b=2)
+    for b in (3, 7):
+        p.b.value = b
+        with torch.no_grad():
+            same_image(p.figure.data[0].z, montage(vae.decode(straight_path(inputs.mu[1], inputs.mu[b], 5)), 5)[0].numpy())
+            geo = GraphGeodesicPath(graph)(inputs.mu[1], inputs.mu[b], 5)
+            same_image(p.figure.data[1].z, montage(vae.decode(geo), 5)[0].numpy())
+        assert torch.allclose(geo[0], inputs.mu[1]) and torch.allclose(geo[-1], inputs.mu[b])
+        assert f'image {b}' in p.figure.layout.annotations[1].text
+
+
+def test_sample_sources_from_a_run_folder(tmp_path, tiny):
+    "Priors and fine-tuned decoders are trained once into the run folder, then loaded; the sources sample and decode."
+    vae, x, y, books, inputs, _ = tiny
+    g = torch.Generator().manual_seed(1)
+    data = ImageSplits('tiny', torch.rand(40, 1, 8, 8, generator=g), x[:6], x[6:], torch.arange(40) % 5, y[:6], y[6:],
+                       [str(i) for i in range(5)])
+    cfg = RunConfig(run_dir=str(tmp_path), prior_epochs=1, finetune_epochs=1, prior_dim=16, prior_heads=2, prior_layers=1,
+                    threads=1, progress=False, device='cpu')
+    src = load_sample_sources(cfg, vae, books, data)
+    assert set(src) == {'kmeans', 'kmedoids'} and set(src['kmeans'].decoders) == {'before fine-tune', 'after fine-tune'}
+    stored = sorted(p.name for p in tmp_path.rglob('*.safetensors'))
+    assert len(stored) == 4, stored                            # two priors, two fine-tuned VAEs
+    t = src['kmedoids'].sample(5, 1.0, 2, torch.Generator().manual_seed(0))
+    assert t.shape == (5, 4, 4) and 0 <= int(t.min()) and int(t.max()) < 4
+    z = books['kmedoids'].decode_grid(t)
+    assert torch.allclose(src['kmedoids'].decoders['before fine-tune'](z), vae.decode(z))
+    assert not torch.allclose(src['kmedoids'].decoders['after fine-tune'](z), vae.decode(z))
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob('*.safetensors')}
+    load_sample_sources(cfg, vae, books, data)                 # the second time everything is loaded
+    assert stamps == {p: p.stat().st_mtime_ns for p in tmp_path.rglob('*.safetensors')}
+
+
+def test_every_interaction_is_fast_on_small_inputs(tiny):
+    vae, x, y, books, inputs, proj = tiny
+    graph = LatentGraph(inputs.vectors, metric_tensors(vae, inputs.mu), k=4)
+    ex = (LatentManifoldExplorer(inputs, proj), CodebookAssignmentExplorer(inputs), SampleExplorer(_sources(vae, books)),
+          PathExplorer(inputs, vae.decode, {'geodesic': GraphGeodesicPath(graph)}))
+    times = time_interactions(explorer_interactions(*ex), repeats=3)
+    assert len(times) == 14
+    slow = {k: v['median_s'] for k, v in times.items() if v['median_s'] > 0.5}
+    assert not slow, f"interactions slower than 0.5 s: {slow}"
+
+
+def test_bad_inputs_are_refused(tiny):
+    vae, x, y, books, inputs, proj = tiny
+    with pytest.raises(ValueError, match='10 images but 3 labels'): prepare_inputs(vae, x, y[:3], books)
+    with pytest.raises(ValueError, match='fit it to inputs.vectors'):
+        LatentManifoldExplorer(inputs, {'pca': fit_projection(inputs.vectors[:20], 'pca')})
+    with pytest.raises(ValueError, match='unknown codebook'): CodebookAssignmentExplorer(inputs, codebook='geodesic')
+    with pytest.raises(ValueError, match='at least one SampleSource'): SampleExplorer({})
+    with pytest.raises(ValueError, match='out of range'): PathExplorer(inputs, vae.decode, a=10)
+    with pytest.raises(ValueError, match=r'\[n, 3\]'): proj['pca'].place(torch.zeros(2, 5))
+
+
+# ---- the committed notebook
+def test_committed_notebook_has_no_heavy_widget_state():
+    nb_path = ROOT / 'nbs' / '08_explore.ipynb'
+    assert nb_path.stat().st_size < 300_000, f"{nb_path.name} is {nb_path.stat().st_size} bytes; strip heavy outputs"
+    nb = json.loads(nb_path.read_text())
+    assert 'widgets' not in nb.get('metadata', {}), "the notebook stores widget state; run nbdev_clean"
+    for c in nb['cells']:
+        for o in c.get('outputs', []):
+            assert 'application/vnd.jupyter.widget-view+json' not in o.get('data', {}), \
+                f"a live widget output is saved in cell {c['source'][:60]!r}; clear it (the static counterpart stays)"

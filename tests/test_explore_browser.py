@@ -1,0 +1,277 @@
+"""The explore chapter in a real browser: JupyterLab on loopback, headless Debian Chromium driven by Playwright.
+
+Needs `/usr/bin/chromium` (Debian package `chromium`; override with GEOVQ_CHROMIUM) and the Python package `playwright`
+(never `playwright install`: we drive the system Chromium). Screenshots go to test-artifacts/explore-browser/.
+The notebook runs from a copy under test-artifacts/ (so the repository's notebook is never saved over), with a smaller
+training configuration in its own run folder runs/browser-test (see SHIM): the first run trains what is missing (a minute or
+two), later runs only load.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / 'nbs' / '08_explore.ipynb'
+ART = ROOT / 'test-artifacts' / 'explore-browser'
+CHROMIUM = os.environ.get('GEOVQ_CHROMIUM', '/usr/bin/chromium')
+CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+                 '--disable-background-networking', '--disable-component-update', '--disable-sync']
+RUN_ALL_TIMEOUT_S = float(os.environ.get('GEOVQ_BROWSER_RUN_TIMEOUT', 300))   # artifacts are warm: Run All only loads
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+def _write_settings(settings: Path):
+    "JupyterLab user settings: no news or update checks (no network), every cell attached to the DOM."
+    for rel, value in {'@jupyterlab/apputils-extension/notification': {'fetchNews': 'false', 'checkForUpdates': False},
+                       '@jupyterlab/notebook-extension/tracker': {'windowingMode': 'none'}}.items():
+        f = settings / f'{rel}.jupyterlab-settings'
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps(value))
+
+def _copy_notebook(dest: Path) -> Path:
+    "The chapter without its nbdev_export cell (it would rewrite the package), with a kernelspec so Lab asks nothing."
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb.cells = [nbformat.v4.new_code_cell(SHIM)] + [c for c in nb.cells if 'nbdev_export' not in c.source]
+    nb.metadata['kernelspec'] = {'display_name': 'Python 3 (ipykernel)', 'language': 'python', 'name': 'python3'}
+    dest.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, dest / NOTEBOOK.name)
+    return dest / NOTEBOOK.name
+
+def _wait_http(url: str, timeout: float, proc: subprocess.Popen, log: Path):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None: raise RuntimeError(f"JupyterLab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200: return
+        except OSError: time.sleep(0.5)
+    raise TimeoutError(f"JupyterLab did not answer {url} within {timeout} s:\n{log.read_text()[-3000:]}")
+
+# JavaScript run in the page (JupyterLab started with expose_app_in_browser)
+JS_KERNEL = """() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+  return k ? k.status : null; }"""
+JS_PROGRESS = """() => { const w = window.jupyterapp.shell.currentWidget; const cells = w.content.widgets;
+  let code = 0, done = 0, running = 0, errors = [];
+  for (const c of cells) {
+    if (c.model.type !== 'code') continue;
+    code += 1;
+    if (c.model.executionCount !== null) done += 1;
+    if ((c.promptNode && c.promptNode.textContent || '').includes('*')) running += 1;
+    for (const o of c.model.outputs.toJSON()) if (o.output_type === 'error') errors.push(o.ename + ': ' + o.evalue);
+  }
+  return {code, done, running, errors}; }"""
+JS_FIG = """([cls, i]) => { const gd = document.querySelectorAll('.' + cls + ' .js-plotly-plot')[0];
+  return gd ? JSON.stringify({data: gd.data.map(t => [t.z, t.x, t.y, t.text, t.marker && t.marker.color]),
+                             shapes: gd.layout.shapes, annotations: (gd.layout.annotations || []).map(a => a.text),
+                             title: gd.layout.title && gd.layout.title.text}) : null; }"""
+
+# The browser test runs the chapter on a smaller configuration, in its own run folder (runs/browser-test, kept between runs):
+# the widgets are the same, the one-off training is minutes shorter. The same shim runs in the warm-up and as the first cell
+# of the notebook copy, so both see the same settings and the notebook only loads.
+SMALL = dict(epochs=20, prior_epochs=4, finetune_epochs=2, geodesic_subsample=1000)
+SHIM = f"""import geovq_tutorial.vae as _vae
+_full_config = _vae.tutorial_config
+_vae.tutorial_config = lambda **changes: _full_config(**{{**{SMALL!r}, **changes}})   # browser test: smaller training settings
+"""
+WARM = SHIM + """
+import torch; torch.set_num_threads(1)
+from geovq_tutorial.vae import tutorial_config
+from geovq_tutorial import explore as E
+cfg = tutorial_config(threads=1, progress=False)
+vae, inputs = E.load_explore_inputs(cfg)
+E.load_projections(cfg, inputs)
+E.load_sample_sources(cfg, vae, inputs.codebooks)
+"""
+
+def _warm_run_folder(env: dict, log: Path):
+    "Train or fit, once, what the chapter loads from runs/digits (VAE, codebooks, UMAP, priors, fine-tunes): Run All then only loads."
+    t0 = time.time()
+    r = subprocess.run([sys.executable, '-c', WARM], cwd=ROOT, env=env, capture_output=True, text=True)
+    log.write_text(f"warm-up took {time.time() - t0:.1f} s, exit {r.returncode}\n{r.stdout}\n{r.stderr}")
+    assert r.returncode == 0, f"preparing runs/digits failed:\n{r.stderr[-3000:]}"
+
+@pytest.fixture(scope='module')
+def lab(tmp_path_factory):
+    "A JupyterLab page with the explore chapter open and all its cells run; yields the Playwright page."
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) or set GEOVQ_CHROMIUM"
+    if ART.exists(): shutil.rmtree(ART)
+    ART.mkdir(parents=True)
+    tmp = tmp_path_factory.mktemp('jupyter')
+    nb = _copy_notebook(ART / 'notebook')
+    _write_settings(tmp / 'lab-settings')
+    port, token = _free_port(), secrets.token_hex(16)
+    env = {**os.environ, 'PYTHONPATH': str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''), 'GEOVQ_PROGRESS': '0',
+           'GEOVQ_TUTORIAL_RUN_DIR': str(ROOT / 'runs' / 'browser-test'),
+           'JUPYTER_CONFIG_DIR': str(tmp / 'config'), 'JUPYTER_RUNTIME_DIR': str(tmp / 'runtime'),
+           'JUPYTERLAB_SETTINGS_DIR': str(tmp / 'lab-settings'), 'JUPYTERLAB_WORKSPACES_DIR': str(tmp / 'workspaces'),
+           'IPYTHONDIR': str(tmp / 'ipython'), 'JUPYTER_PLATFORM_DIRS': '1'}
+    _warm_run_folder(env, ART / 'warm-up.log')
+    log = ART / 'jupyterlab.log'
+    cmd = [sys.executable, '-m', 'jupyter', 'lab', '--no-browser', '--ip=127.0.0.1', f'--port={port}', '--port-retries=0',
+           f'--IdentityProvider.token={token}', '--ServerApp.terminals_enabled=False', f'--ServerApp.root_dir={nb.parent}',
+           '--LabApp.expose_app_in_browser=True', '--LabApp.news_url=', '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate',
+           '--LabApp.extension_manager=readonly'] + (['--allow-root'] if hasattr(os, 'geteuid') and os.geteuid() == 0 else [])
+    with open(log, 'w') as fh:
+        proc = subprocess.Popen(cmd, cwd=nb.parent, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        base = f'http://127.0.0.1:{port}'
+        _wait_http(f'{base}/api/status?token={token}', 90, proc, log)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            page = browser.new_page(viewport={'width': 1400, 'height': 1000})
+            page.set_default_timeout(60_000)
+            console = []
+            page.on('console', lambda m: console.append(f'{m.type}: {m.text}'))
+            page.goto(f'{base}/lab/tree/{nb.name}?token={token}')
+            page.wait_for_selector('.jp-Notebook .jp-Cell', timeout=90_000)
+            # the kernel must be Idle before Run All (the status bar says so too)
+            page.wait_for_function(f"({JS_KERNEL})() === 'idle'", timeout=120_000)
+            page.locator('.jp-StatusBar-Widget', has_text='Idle').first.wait_for(timeout=30_000)
+            page.screenshot(path=str(ART / '01-opened.png'))
+            t0 = time.time()
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            while True:
+                p = page.evaluate(JS_PROGRESS)
+                if p['errors']: break
+                if p['done'] == p['code'] and p['running'] == 0 and page.evaluate(JS_KERNEL) == 'idle': break
+                if time.time() - t0 > RUN_ALL_TIMEOUT_S: break
+                time.sleep(1)
+            page.wait_for_timeout(1500)       # let the widget views finish drawing
+            page.screenshot(path=str(ART / '02-ran-all.png'), full_page=True)
+            page.ran = {**p, 'seconds': time.time() - t0, 'console': console}
+            yield page
+            (ART / 'console.log').write_text('\n'.join(console))
+            (ART / 'browser-latency.json').write_text(json.dumps({'run_all_s': round(page.ran['seconds'], 1), 'updates_s': LATENCY},
+                                                                 indent=1))
+            browser.close()
+    finally:
+        proc.terminate()
+        try: proc.wait(20)
+        except subprocess.TimeoutExpired: proc.kill()
+
+def _fig(page, cls: str) -> str:
+    return page.evaluate(JS_FIG, [cls, 0])
+
+LATENCY: dict[str, list[float]] = {}   # seconds from the action (done) to the figure updated in the page, per explorer
+
+def _wait_change(page, cls: str, before: str, timeout: float = 10.0, until=None) -> str:
+    """Wait until the plotly figure inside `.cls` differs from `before` (the kernel round trip) and, when given, `until(state)`
+    holds for the parsed state (updates arrive one message per trace); return the new state (JSON)."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        now = _fig(page, cls)
+        if now != before and (until is None or until(json.loads(now))):
+            LATENCY.setdefault(cls, []).append(round(time.time() - t0, 3))
+            return now
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the figure in .{cls} did not change as expected within {timeout} s")
+
+def _explorer(page, cls: str):
+    loc = page.locator(f'.{cls}')
+    loc.scroll_into_view_if_needed()
+    return loc
+
+def test_notebook_runs_without_errors(lab):
+    r = lab.ran
+    assert not r['errors'], f"cells raised: {r['errors']}"
+    assert r['done'] == r['code'] and r['running'] == 0, f"only {r['done']} of {r['code']} code cells ran in {r['seconds']:.0f} s"
+
+@pytest.mark.parametrize('cls', ['geovq-manifold', 'geovq-assignments', 'geovq-samples', 'geovq-paths'])
+def test_each_explorer_renders(lab, cls):
+    loc = _explorer(lab, cls)
+    assert loc.count() == 1, f"expected one .{cls} widget in the page, found {loc.count()}"
+    plot = loc.locator('.js-plotly-plot')
+    plot.first.wait_for(timeout=30_000)
+    assert loc.locator('.main-svg').count() >= 1
+    loc.screenshot(path=str(ART / f'10-{cls}.png'))
+    if cls == 'geovq-manifold':   # one marker per grid cell of every test image
+        assert loc.locator('.scatterlayer .point').count() >= 16 * 180
+
+def test_slider_changes_plot(lab):
+    loc = _explorer(lab, 'geovq-assignments')
+    before = _fig(lab, 'geovq-assignments')
+    handle = loc.locator('.widget-slider', has_text='image').locator('.noUi-handle').first
+    box = handle.bounding_box()
+    lab.mouse.move(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2)
+    lab.mouse.down(); lab.mouse.move(box['x'] + 80, box['y'] + box['height'] / 2, steps=8); lab.mouse.up()
+    old = json.loads(before)
+    after = json.loads(_wait_change(lab, 'geovq-assignments', before, until=lambda st: st['data'][0][0] != old['data'][0][0]))
+    assert after['annotations'][0] != old['annotations'][0], "the title did not follow the image"
+    loc.screenshot(path=str(ART / '20-slider-moved.png'))
+
+def test_dropdown_changes_plot(lab):
+    loc = _explorer(lab, 'geovq-manifold')
+    before = _fig(lab, 'geovq-manifold')
+    loc.locator('.widget-dropdown', has_text='colour by').locator('select').select_option('codeword')
+    old = json.loads(before)
+    after = json.loads(_wait_change(lab, 'geovq-manifold', before, until=lambda st: st['data'][0][4] != old['data'][0][4]))
+    assert after['data'][0][1] == old['data'][0][1], "only the colours should change, not the positions"
+    loc.screenshot(path=str(ART / '30-dropdown-changed.png'))
+
+def test_click_point_changes_plot(lab):
+    loc = _explorer(lab, 'geovq-manifold')
+    raw = _fig(lab, 'geovq-manifold')
+    before = json.loads(raw)
+    points = loc.locator('.scatterlayer .point')
+    n = points.count()
+    for i in (n // 2, n // 3, 2 * n // 3, n - 1):     # a point of another image than the one shown
+        box = points.nth(i).bounding_box()
+        lab.mouse.click(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2)
+        try: after = json.loads(_wait_change(lab, 'geovq-manifold', raw, 5, until=lambda st: st['annotations'][1] != before['annotations'][1]))
+        except AssertionError: continue
+        if after['annotations'][1] != before['annotations'][1]: break
+    assert after['annotations'][1] != before['annotations'][1], "clicking points did not change the image shown"
+    assert after['shapes'] != before['shapes'] or after['data'][2][0] != before['data'][2][0]
+    loc.screenshot(path=str(ART / '40-point-clicked.png'))
+
+def test_click_bar_picks_codeword(lab):
+    "A click (no hover wiring) on a usage bar selects that codeword: patches and highlighted bar change."
+    loc = _explorer(lab, 'geovq-assignments')
+    raw = _fig(lab, 'geovq-assignments')
+    before = json.loads(raw)
+    bars = loc.locator('.barlayer .point')
+    box = bars.nth(bars.count() // 2).bounding_box()
+    lab.mouse.click(box['x'] + box['width'] / 2, box['y'] + box['height'] - 2)
+    after = json.loads(_wait_change(lab, 'geovq-assignments', raw, until=lambda st: st['data'][-1][4] != before['data'][-1][4]))
+    assert after['annotations'][-2] != before['annotations'][-2], "the patches' title did not follow the codeword"
+    loc.screenshot(path=str(ART / '50-bar-clicked.png'))
+
+def test_resample_button_changes_samples(lab):
+    loc = _explorer(lab, 'geovq-samples')
+    before = _fig(lab, 'geovq-samples')
+    loc.locator('button', has_text='resample').click()
+    old = json.loads(before)
+    seed = int(re.search(r'seed (\d+)', old['title']).group(1))
+    after = json.loads(_wait_change(lab, 'geovq-samples', before, timeout=20,
+                                    until=lambda st: f'seed {seed + 1},' in st['title'] and st['data'][0][0] != old['data'][0][0]))
+    loc.screenshot(path=str(ART / '60-resampled.png'))
+
+def test_path_slider_changes_paths(lab):
+    loc = _explorer(lab, 'geovq-paths')
+    before = _fig(lab, 'geovq-paths')
+    handle = loc.locator('.widget-slider', has_text='image B').locator('.noUi-handle').first
+    handle.focus()
+    for _ in range(3): lab.keyboard.press('ArrowRight')      # the keyboard moves a slider too
+    old = json.loads(before)
+    after = json.loads(_wait_change(lab, 'geovq-paths', before, timeout=20,
+                                    until=lambda st: st['data'][1][0] != old['data'][1][0] and st['data'][0][0] != old['data'][0][0]))
+    assert after['annotations'] != old['annotations'], "the titles did not follow the new image B"
+    loc.screenshot(path=str(ART / '70-path-slider.png'))
