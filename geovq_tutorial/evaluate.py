@@ -425,7 +425,7 @@ def evaluate_run(cfg: RunConfig, data: ImageSplits | None = None, scorer: Sample
     out_path = run_dir / 'evaluation.json'
     if out_path.exists() and not force:
         saved = load_json(out_path)
-        if saved.get('settings') == settings: return saved
+        if saved.get('settings') == settings and (saved.get('source_variants') or not compare_sources): return saved
     say = print if verbose else (lambda *a, **k: None)
     start, timings = time.perf_counter(), {}
     def lap(name, t0): timings[name] = time.perf_counter() - t0; say(f"  seed {cfg.seed}: {name} done in {timings[name]:.1f} s")
@@ -491,13 +491,14 @@ def evaluate_run(cfg: RunConfig, data: ImageSplits | None = None, scorer: Sample
     return result
 
 def evaluate_seeds(cfg: RunConfig, data: ImageSplits | None = None, seeds: list[int] | None = None,
-                   device: torch.device | None = None, force: bool = False, verbose: bool = True) -> list[dict]:
+                   device: torch.device | None = None, force: bool = False, verbose: bool = True,
+                   compare_sources: bool = True) -> list[dict]:
     """`evaluate_run` for every seed (default `cfg.seeds`), each in its own run folder (`seed_config`), all scored with the
-    one classifier of the base run folder."""
+    one classifier of the base run folder. `compare_sources=False` skips the mu-versus-z codebooks (the pipeline's choice)."""
     device = device or setup_run(cfg)
     data = data or load_dataset_for(cfg)
     scorer = SampleScorer(load_or_train_classifier(cfg, data, device=device)[0], data.test, data.train)
-    return [evaluate_run(seed_config(cfg, s), data, scorer, device, force=force, verbose=verbose)
+    return [evaluate_run(seed_config(cfg, s), data, scorer, device, compare_sources=compare_sources, force=force, verbose=verbose)
             for s in (cfg.seeds if seeds is None else seeds)]
 
 def load_evaluation_samples(run_dir: str | Path) -> dict[str, torch.Tensor]:
