@@ -24,7 +24,7 @@ __all__ = ['CODEBOOKS', 'MEASURES', 'grid_to_vectors', 'vectors_to_grid', 'vae_f
            'nearest_codeword', 'KMeansCodebook', 'kmedoids_init', 'kmedoids', 'EuclideanKMedoidsCodebook',
            'subsample_indices', 'GeodesicCodebook', 'make_codebook', 'codebook_params', 'training_grids',
            'codebook_path', 'training_metric', 'fit_codebook', 'load_or_fit_codebook', 'GeodesicReference',
-           'evaluate_codebook', 'compare_codebooks', 'summarize', 'format_table', 'codebook_stage']
+           'psnr_from_mse', 'evaluate_codebook', 'compare_codebooks', 'summarize', 'format_table', 'codebook_stage']
 
 # %% ../nbs/04_codebook.ipynb #38edd2f3
 def grid_to_vectors(mu: torch.Tensor) -> torch.Tensor:
@@ -497,7 +497,10 @@ class GeodesicReference:
         nbr, w = attach_edges(g.index, g.vectors, g.metric, v, v_metric, g.k)
         return (w + Dc[row[:, None], nbr]).min(1)
 
-def _psnr(mse: float) -> float: return float(10 * math.log10(1 / mse)) if mse > 0 else float('inf')
+def psnr_from_mse(mse: float) -> float:
+    "Peak signal-to-noise ratio in dB of images in [0, 1]; infinite for a perfect match."
+    if mse < 0 or not math.isfinite(mse): raise ValueError(f"MSE must be a finite number >= 0; got {mse}")
+    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
 
 @torch.no_grad()
 def evaluate_codebook(cb: Codebook, vae: SpatialVAE, x: torch.Tensor, reference: GeodesicReference,
@@ -514,8 +517,8 @@ def evaluate_codebook(cb: Codebook, vae: SpatialVAE, x: torch.Tensor, reference:
     mse_x, mse_mu = float(((rec_q - x) ** 2).mean()), float(((rec_q - rec_mu) ** 2).mean())
     counts = torch.bincount(ids, minlength=cb.K).double()
     p = counts[counts > 0] / counts.sum()
-    return {'method': cb.name, 'K': cb.K, 'seed': cb.seed, 'mse_x': mse_x, 'psnr_x': _psnr(mse_x), 'mse_mu': mse_mu,
-            'psnr_mu': _psnr(mse_mu), 'latent': float((v - cb.codewords[ids]).norm(dim=1).mean()),
+    return {'method': cb.name, 'K': cb.K, 'seed': cb.seed, 'mse_x': mse_x, 'psnr_x': psnr_from_mse(mse_x), 'mse_mu': mse_mu,
+            'psnr_mu': psnr_from_mse(mse_mu), 'latent': float((v - cb.codewords[ids]).norm(dim=1).mean()),
             'geodesic': float(reference.distances(v, metric, cb.codewords, ids).mean()),
             'used': float((counts > 0).double().mean()), 'perplexity': float(torch.exp(-(p * p.log()).sum()))}
 

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import random
+import re
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['ConfigError', 'RunConfig', 'atomic_path', 'save_json', 'load_json', 'save_config', 'load_config',
+__all__ = ['ConfigError', 'RunConfig', 'atomic_path', 'save_json', 'load_json', 'save_config', 'load_config', 'artifact_path',
            'add_config_arguments', 'config_from_arguments', 'seed_everything', 'pick_device', 'set_threads',
            'setup_run', 'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'load_weights', 'progress',
            'stage_lock']
@@ -178,6 +179,14 @@ def save_config(cfg: RunConfig, path: str | os.PathLike) -> Path:
 def load_config(path: str | os.PathLike) -> RunConfig:
     "Load and validate a run configuration saved by `save_config`."
     return RunConfig.from_dict(load_json(path))
+
+# %% ../nbs/00_core.ipynb #89252d31
+def artifact_path(run_dir: str | os.PathLike, folder: str, key: str, what: str = 'artifact', suffix: str = '.safetensors') -> Path:
+    "Where a run keeps the artifact named `key` in `run_dir/folder`; a key is letters, digits, '_', '-' or '.' (no paths)."
+    if not isinstance(key, str) or not re.fullmatch(r'[A-Za-z0-9_.\-]+', key) or set(key) == {'.'}:
+        raise ValueError(f"{what} key {key!r} must be a non-empty name of letters, digits, '_', '-' or '.', e.g. 'kmeans_K64_seed0'")
+    return Path(run_dir) / folder / f'{key}{suffix}'
+
 
 # %% ../nbs/00_core.ipynb #31b5bc7d
 def add_config_arguments(parser: argparse.ArgumentParser, cls=RunConfig, only: Iterable[str] | None = None) -> argparse.ArgumentParser:

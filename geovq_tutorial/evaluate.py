@@ -19,7 +19,7 @@ from .core import (RunConfig, setup_run, pick_device, progress, save_checkpoint,
 from .data import ImageSplits, load_dataset_for, check_images
 from .vae import SpatialVAE, grid_downsamplings, load_or_train_vae, encode_means
 from .geometry import metric_tensors
-from .codebook import grid_to_vectors, load_or_fit_codebook, GeodesicReference, evaluate_codebook
+from .codebook import grid_to_vectors, load_or_fit_codebook, GeodesicReference, evaluate_codebook, psnr_from_mse
 from .prior import (load_or_train_prior, token_nll, baseline_nlls, sample_tokens, sample_per_position,
                                   tokens_to_images, fingerprint)
 from .finetune import load_or_finetune_decoder, load_or_train_vqvae, encode_tokens
@@ -28,8 +28,8 @@ from .finetune import load_or_finetune_decoder, load_or_train_vqvae, encode_toke
 __all__ = ['SAMPLE_KEYS', 'VARIANT_LABELS', 'TABLE_COLUMNS', 'METRIC_KEYS', 'FeatureClassifier', 'classifier_settings',
            'classifier_accuracy', 'train_classifier', 'classifier_path', 'load_or_train_classifier',
            'classifier_features', 'classifier_probs', 'frechet_distance', 'precision_recall', 'inception_score',
-           'SampleScorer', 'psnr_from_mse', 'reconstruction_metrics', 'code_usage', 'results_table', 'format_table',
-           'check_targets', 'decode_latents', 'seed_config', 'evaluation_settings', 'evaluate_run', 'evaluate_seeds',
+           'SampleScorer', 'reconstruction_metrics', 'code_usage', 'results_table', 'format_table', 'check_targets',
+           'decode_latents', 'seed_config', 'evaluation_settings', 'evaluate_run', 'evaluate_seeds',
            'load_evaluation_samples']
 
 # %% ../nbs/07_evaluate.ipynb #ba767998
@@ -241,11 +241,6 @@ SAMPLE_KEYS = {
     'recall_floor': 'recall of n random training images', 'recall_floor_std': 'its standard deviation'}
 
 # %% ../nbs/07_evaluate.ipynb #c1446b05
-def psnr_from_mse(mse: float) -> float:
-    "Peak signal-to-noise ratio in dB of images in [0, 1]; infinite for a perfect match."
-    if mse < 0 or not math.isfinite(mse): raise ValueError(f"MSE must be a finite number >= 0; got {mse}")
-    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
-
 @torch.no_grad()
 def reconstruction_metrics(recon: torch.Tensor, x: torch.Tensor, vae_recon: torch.Tensor | None = None) -> dict:
     "Pixel MSE and PSNR of `recon` against `x`, and (when given) against the continuous VAE's reconstruction `vae_recon`."

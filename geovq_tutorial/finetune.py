@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import (RunConfig, CheckpointError, setup_run, pick_device, progress, save_checkpoint,
-                                 load_checkpoint, load_weights, save_json, load_json, stage_lock)
+                                 load_checkpoint, load_weights, save_json, load_json, stage_lock, artifact_path)
 from .data import ImageSplits, load_dataset_for
 from .vae import GRID, SpatialVAE, vae_settings, encode_means
 from .codebook import grid_to_vectors
@@ -165,9 +164,7 @@ def finetune_settings(cfg: RunConfig, vae: SpatialVAE, codebook, train_encoder: 
 
 def finetune_path(cfg: RunConfig, key: str) -> Path:
     "Where the run keeps the fine-tuned VAE named `key`."
-    if not isinstance(key, str) or not re.fullmatch(r'[A-Za-z0-9_.\-]+', key):
-        raise ValueError(f"fine-tune key {key!r} must be a non-empty name of letters, digits, '_', '-' or '.'")
-    return Path(cfg.run_dir) / 'finetune' / f'{key}.safetensors'
+    return artifact_path(cfg.run_dir, 'finetune', key, what='fine-tune')
 
 def load_finetuned(path: str | Path, expect: dict | None = None, device: torch.device | str = 'cpu') -> SpatialVAE:
     "Load a fine-tuned VAE saved by `load_or_finetune`; with `expect`, refuse one made from another VAE, codebook or settings."

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import (RunConfig, CheckpointError, setup_run, pick_device, progress, save_checkpoint,
-                                 load_checkpoint, load_weights, save_json, load_json, stage_lock)
+                                 load_checkpoint, load_weights, save_json, load_json, stage_lock, artifact_path)
 from .vae import GRID, SpatialVAE
 
 # %% auto #0
@@ -287,9 +286,7 @@ def prior_settings(cfg: RunConfig, K: int, train_tokens, val_tokens) -> dict:
 
 def prior_path(cfg: RunConfig, key: str) -> Path:
     "Where the run keeps the prior named `key` (letters, digits, '_', '-', '.')."
-    if not isinstance(key, str) or not re.fullmatch(r'[A-Za-z0-9_.\-]+', key):
-        raise ValueError(f"prior key {key!r} must be a non-empty name of letters, digits, '_', '-' or '.', e.g. 'kmeans_K64_seed0'")
-    return Path(cfg.run_dir) / 'priors' / f'{key}.safetensors'
+    return artifact_path(cfg.run_dir, 'priors', key, what='prior')
 
 def load_prior(path: str | Path, expect: dict | None = None, device: torch.device | str = 'cpu') -> TransformerPrior:
     "Load a prior saved by `load_or_train_prior`; with `expect`, refuse one whose settings differ."
