@@ -250,7 +250,9 @@ def test_click_bar_picks_codeword(lab):
     bars = loc.locator('.barlayer .point')
     box = bars.nth(bars.count() // 2).bounding_box()
     lab.mouse.click(box['x'] + box['width'] / 2, box['y'] + box['height'] - 2)
-    after = json.loads(_wait_change(lab, 'geovq-assignments', raw, until=lambda st: st['data'][-1][4] != before['data'][-1][4]))
+    # updates arrive one message per trace, the title after the bars: wait for both
+    changed = lambda st: st['data'][-1][4] != before['data'][-1][4] and st['annotations'][-2] != before['annotations'][-2]
+    after = json.loads(_wait_change(lab, 'geovq-assignments', raw, until=changed))
     assert after['annotations'][-2] != before['annotations'][-2], "the patches' title did not follow the codeword"
     loc.screenshot(path=str(ART / '50-bar-clicked.png'))
 
