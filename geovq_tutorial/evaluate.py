@@ -301,7 +301,7 @@ def results_table(per_seed_results: list[dict], variants: list[str] | None = Non
 TABLE_COLUMNS = [  # (metric key, column header, number format)
     ('mse', 'MSE vs x', '.4f'), ('psnr', 'PSNR vs x (dB)', '.2f'), ('mse_vs_vae', 'MSE vs decode(mu)', '.4f'),
     ('codes_used', 'codes used', '.2f'), ('perplexity', 'perplexity', '.1f'), ('prior_nll', 'prior NLL (nats/token)', '.3f'),
-    ('unigram_nll', 'per-pos. unigram NLL', '.3f'), ('fd', 'sample FD', '.1f'), ('fd_ratio', 'FD / unigram-sample FD', '.2f'),
+    ('per_position_nll', 'per-pos. unigram NLL', '.3f'), ('fd', 'sample FD', '.1f'), ('fd_ratio', 'FD / unigram-sample FD', '.2f'),
     ('precision', 'precision', '.2f'), ('recall', 'recall', '.2f')]
 
 def _cell(m: dict | None, fmt: str) -> str:
