@@ -127,20 +127,20 @@ def load_or_train_classifier(cfg: RunConfig, data: ImageSplits | None = None, fo
         return clf.eval(), hist
 
 @torch.no_grad()
+def _in_batches(fn, clf: FeatureClassifier, x: torch.Tensor, batch_size: int, what: str) -> torch.Tensor:
+    "`fn(clf, batch)` over checked images `x` in batches on the classifier's device; float64 on the CPU."
+    check_images(x, what)
+    clf.eval()
+    dev = next(clf.parameters()).device
+    return torch.cat([fn(clf, x[i:i + batch_size].to(dev)).double().cpu() for i in range(0, len(x), batch_size)])
+
 def classifier_features(clf: FeatureClassifier, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     "Penultimate features [N, F] (float64, CPU) of images `x` in [0, 1]."
-    check_images(x, 'images to embed')
-    clf.eval()
-    dev = next(clf.parameters()).device
-    return torch.cat([clf.features(x[i:i + batch_size].to(dev)).double().cpu() for i in range(0, len(x), batch_size)])
+    return _in_batches(lambda m, b: m.features(b), clf, x, batch_size, 'images to embed')
 
-@torch.no_grad()
 def classifier_probs(clf: FeatureClassifier, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     "Class probabilities p(y|x) [N, n_classes] (float64, CPU)."
-    check_images(x, 'images to classify')
-    clf.eval()
-    dev = next(clf.parameters()).device
-    return torch.cat([clf(x[i:i + batch_size].to(dev)).double().softmax(1).cpu() for i in range(0, len(x), batch_size)])
+    return _in_batches(lambda m, b: m(b).double().softmax(1), clf, x, batch_size, 'images to classify')
 
 # %% ../nbs/07_evaluate.ipynb #6e3189ae
 def _as_features(f, what: str) -> np.ndarray:
