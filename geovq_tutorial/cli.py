@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .core import (RunConfig, ConfigError, CheckpointError, load_config, save_config, setup_run,
+from ._legacy_core import (RunConfig, ConfigError, CheckpointError, load_config, save_config, setup_run,
                                  add_config_arguments, config_from_arguments)
 from .data import DatasetError, load_dataset_for
 from .vae import load_or_train_vae

@@ -14,17 +14,39 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .core import (RunConfig, CheckpointError, save_checkpoint, load_checkpoint, stage_lock, setup_run)
+from ._legacy_core import (RunConfig, CheckpointError, save_checkpoint, load_checkpoint, stage_lock, setup_run)
 from .data import ImageSplits, load_dataset_for
 from .vae import GRID, SpatialVAE, encode_means, vae_settings, load_or_train_vae
 from .geometry import LatentGraph, GraphError, MIN_EDGE, attach_edges, metric_tensors
 
 # %% auto #0
-__all__ = ['CODEBOOKS', 'MEASURES', 'grid_to_vectors', 'vectors_to_grid', 'vae_fingerprint', 'vae_identity', 'Codebook',
-           'nearest_codeword', 'KMeansCodebook', 'kmedoids_init', 'kmedoids', 'EuclideanKMedoidsCodebook',
+__all__ = ['CODEBOOKS', 'MEASURES', 'CodebookConfig', 'grid_to_vectors', 'vectors_to_grid', 'vae_fingerprint', 'vae_identity',
+           'Codebook', 'nearest_codeword', 'KMeansCodebook', 'kmedoids_init', 'kmedoids', 'EuclideanKMedoidsCodebook',
            'subsample_indices', 'GeodesicCodebook', 'make_codebook', 'codebook_params', 'training_grids',
            'codebook_path', 'training_metric', 'fit_codebook', 'load_or_fit_codebook', 'GeodesicReference',
            'psnr_from_mse', 'evaluate_codebook', 'compare_codebooks', 'summarize', 'format_table', 'codebook_stage']
+
+# %% ../nbs/04_codebook.ipynb #c2f9c641
+from dataclasses import dataclass
+from .core import setting, at_least, one_of
+from .geometry import GeometryConfig
+
+@dataclass
+class CodebookConfig(GeometryConfig):
+    "Post-hoc codebooks."
+    codebook_k: int = setting(64, 'number of codewords K', at_least(1))
+    codebook_methods: str = setting('kmeans,kmedoids,geodesic', 'comma-separated codebook methods: kmeans, kmedoids, geodesic')
+    codebook_source: str = setting('mu', "vectors the codebook is fitted to: 'mu' (encoder means) or 'z' (sampled latents)",
+                                   one_of('mu', 'z'))
+    geodesic_subsample: int = setting(4000, 'above this many vectors geodesic k-medoids clusters a random subsample and '
+                                            'assigns the rest by one multi-source Dijkstra', at_least(1))
+
+    @property
+    def methods(self) -> list[str]: return [m.strip() for m in self.codebook_methods.split(',') if m.strip()]
+
+    def check(self):
+        if not self.methods or any(m not in ('kmeans', 'kmedoids', 'geodesic') for m in self.methods):
+            return 'codebook_methods', 'use a comma-separated subset of kmeans, kmedoids, geodesic'
 
 # %% ../nbs/04_codebook.ipynb #38edd2f3
 def grid_to_vectors(mu: torch.Tensor) -> torch.Tensor:

@@ -16,12 +16,29 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .core import RunConfig
+from ._legacy_core import RunConfig
 
 # %% auto #0
-__all__ = ['DATASETS', 'DatasetError', 'ImageSplits', 'split_indices', 'load_digits_splits', 'load_photo_patches',
-           'load_torchvision_splits', 'write_fake_mnist', 'write_fake_cifar10', 'check_images', 'load_dataset',
-           'load_dataset_for', 'show_images']
+__all__ = ['DATASETS', 'fraction', 'DataConfig', 'DatasetError', 'ImageSplits', 'split_indices', 'load_digits_splits',
+           'load_photo_patches', 'load_torchvision_splits', 'write_fake_mnist', 'write_fake_cifar10', 'check_images',
+           'load_dataset', 'load_dataset_for', 'show_images']
+
+# %% ../nbs/01_data.ipynb #775dcbe4
+from .core import Config, setting, one_of
+
+def fraction(v):
+    "Check: a fraction in (0, 0.5)."
+    return None if 0 < v < 0.5 else 'use a fraction between 0 and 0.5, e.g. 0.1'
+
+@dataclass
+class DataConfig(Config):
+    "Which images, and how they are split."
+    dataset: str = setting('digits', 'dataset name: digits, photos, mnist, fashion_mnist or cifar10',
+                           one_of('digits', 'photos', 'mnist', 'fashion_mnist', 'cifar10'))
+    data_root: str = setting('data', 'folder for torchvision datasets (MNIST, FashionMNIST, CIFAR-10)')
+    download: bool = setting(True, 'download torchvision datasets when they are missing (needs a network)')
+    val_fraction: float = setting(0.1, 'fraction of the training images held out for validation', fraction)
+    test_fraction: float = setting(0.1, 'fraction of the images held out for the test split (bundled sets only)', fraction)
 
 # %% ../nbs/01_data.ipynb #cc1cc48f
 class DatasetError(ValueError):

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import (RunConfig, setup_run, pick_device, progress, save_checkpoint, load_weights,
+from ._legacy_core import (RunConfig, setup_run, pick_device, progress, save_checkpoint, load_weights,
                                  save_json, load_json, stage_lock, seed_everything)
 from .data import ImageSplits, load_dataset_for, check_images
 from .vae import SpatialVAE, grid_downsamplings, load_or_train_vae, encode_means
@@ -25,12 +25,31 @@ from .prior import (load_or_train_prior, token_nll, baseline_nlls, sample_tokens
 from .finetune import load_or_finetune_decoder, load_or_train_vqvae, encode_tokens
 
 # %% auto #0
-__all__ = ['SAMPLE_KEYS', 'VARIANT_LABELS', 'TABLE_COLUMNS', 'METRIC_KEYS', 'FeatureClassifier', 'classifier_settings',
-           'classifier_accuracy', 'train_classifier', 'classifier_path', 'load_or_train_classifier',
-           'classifier_features', 'classifier_probs', 'frechet_distance', 'precision_recall', 'inception_score',
-           'SampleScorer', 'reconstruction_metrics', 'code_usage', 'results_table', 'format_table', 'check_targets',
-           'decode_latents', 'seed_config', 'evaluation_settings', 'evaluate_run', 'evaluate_seeds',
-           'load_evaluation_samples']
+__all__ = ['SAMPLE_KEYS', 'VARIANT_LABELS', 'TABLE_COLUMNS', 'METRIC_KEYS', 'EvalConfig', 'FeatureClassifier',
+           'classifier_settings', 'classifier_accuracy', 'train_classifier', 'classifier_path',
+           'load_or_train_classifier', 'classifier_features', 'classifier_probs', 'frechet_distance',
+           'precision_recall', 'inception_score', 'SampleScorer', 'reconstruction_metrics', 'code_usage',
+           'results_table', 'format_table', 'check_targets', 'decode_latents', 'seed_config', 'evaluation_settings',
+           'evaluate_run', 'evaluate_seeds', 'load_evaluation_samples']
+
+# %% ../nbs/07_evaluate.ipynb #2848e781
+from dataclasses import dataclass
+from .core import setting, at_least
+from .finetune import FinetuneConfig
+
+@dataclass
+class EvalConfig(FinetuneConfig):
+    "The evaluation: seeds and the feature classifier."
+    eval_seeds: str = setting('0,1,2', 'comma-separated seeds for the results table (mean and spread)')
+    classifier_epochs: int = setting(30, 'epochs of the small classifier whose features the sample metrics use', at_least(1))
+
+    @property
+    def seeds(self) -> list[int]: return [int(s) for s in self.eval_seeds.split(',') if s.strip()]
+
+    def check(self):
+        try: seeds = self.seeds
+        except ValueError: seeds = []
+        if not seeds: return 'eval_seeds', "use comma-separated integers such as '0,1,2'"
 
 # %% ../nbs/07_evaluate.ipynb #ba767998
 class FeatureClassifier(nn.Module):
@@ -498,6 +517,6 @@ def evaluate_seeds(cfg: RunConfig, data: ImageSplits | None = None, seeds: list[
 
 def load_evaluation_samples(run_dir: str | Path) -> dict[str, torch.Tensor]:
     "The decoded samples `evaluate_run` kept (64 per variant; '<variant>/unigram' are per-position-unigram samples)."
-    from geovq_tutorial.core import load_checkpoint
+    from geovq_tutorial._legacy_core import load_checkpoint
     return load_checkpoint(Path(run_dir) / 'evaluation_samples.safetensors', {'kind': 'evaluation_samples'},
                            hint='run evaluate_run for this run folder first')[0]

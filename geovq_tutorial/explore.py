@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import ipywidgets as W
 from plotly.subplots import make_subplots
 
-from .core import save_checkpoint, load_checkpoint, stage_lock, CheckpointError
+from ._legacy_core import save_checkpoint, load_checkpoint, stage_lock, CheckpointError
 from .vae import GRID, encode_means
 from .codebook import grid_to_vectors, vae_fingerprint
 

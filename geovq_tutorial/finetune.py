@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import (RunConfig, CheckpointError, setup_run, pick_device, progress, save_checkpoint,
+from ._legacy_core import (RunConfig, CheckpointError, setup_run, pick_device, progress, save_checkpoint,
                                  load_checkpoint, load_weights, save_json, load_json, stage_lock, artifact_path)
 from .data import ImageSplits, load_dataset_for
 from .vae import GRID, SpatialVAE, vae_settings, encode_means
@@ -23,10 +23,23 @@ from .codebook import grid_to_vectors
 from .prior import fingerprint
 
 # %% auto #0
-__all__ = ['check_codebook', 'Quantized', 'VQLayer', 'vq_terms', 'vq_loss', 'recon_loss', 'quantized_mse', 'encode_tokens',
-           'finetune_through_vq', 'codes_changed', 'finetune_settings', 'finetune_path', 'load_finetuned',
-           'load_or_finetune', 'load_or_finetune_decoder', 'VQVAE', 'usage_stats', 'kmeans_init', 'restart_dead_codes',
-           'vqvae_mse', 'train_vqvae', 'vqvae_settings', 'vqvae_path', 'load_vqvae', 'load_or_train_vqvae']
+__all__ = ['FinetuneConfig', 'check_codebook', 'Quantized', 'VQLayer', 'vq_terms', 'vq_loss', 'recon_loss', 'quantized_mse',
+           'encode_tokens', 'finetune_through_vq', 'codes_changed', 'finetune_settings', 'finetune_path',
+           'load_finetuned', 'load_or_finetune', 'load_or_finetune_decoder', 'VQVAE', 'usage_stats', 'kmeans_init',
+           'restart_dead_codes', 'vqvae_mse', 'train_vqvae', 'vqvae_settings', 'vqvae_path', 'load_vqvae',
+           'load_or_train_vqvae']
+
+# %% ../nbs/06_finetune.ipynb #af605888
+from .core import setting, at_least, positive, non_negative
+from .prior import PriorConfig
+
+@dataclass
+class FinetuneConfig(PriorConfig):
+    "The decoder fine-tune and the end-to-end VQ-VAE baseline."
+    finetune_epochs: int = setting(30, 'decoder fine-tune epochs through the frozen VQ layer', at_least(1))
+    finetune_lr: float = setting(1e-3, 'learning rate of the fine-tune', positive)
+    commitment: float = setting(0.25, 'weight of the commitment term when the encoder is trained through the quantiser', non_negative)
+    vqvae_epochs: int = setting(100, 'training epochs of the end-to-end VQ-VAE baseline', at_least(1))
 
 # %% ../nbs/06_finetune.ipynb #87d5e03e
 def check_codebook(codebook):

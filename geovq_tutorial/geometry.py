@@ -17,8 +17,19 @@ from torch.func import jvp, vmap
 from .vae import GRID, SpatialVAE
 
 # %% auto #0
-__all__ = ['CELLS', 'MIN_EDGE', 'check_grids', 'image_fn', 'segment_lengths', 'metric_tensors', 'metric_edge_lengths',
-           'exact_edge_lengths', 'GraphError', 'knn_edges', 'symmetric_graph', 'attach_edges', 'LatentGraph']
+__all__ = ['CELLS', 'MIN_EDGE', 'GeometryConfig', 'check_grids', 'image_fn', 'segment_lengths', 'metric_tensors',
+           'metric_edge_lengths', 'exact_edge_lengths', 'GraphError', 'knn_edges', 'symmetric_graph', 'attach_edges',
+           'LatentGraph']
+
+# %% ../nbs/03_geometry.ipynb #5f1d0030
+from dataclasses import dataclass
+from .core import setting, at_least
+from .vae import VAEConfig
+
+@dataclass
+class GeometryConfig(VAEConfig):
+    "The latent graph of the geodesic distances."
+    knn: int = setting(10, 'neighbours per vector in the geodesic kNN graph', at_least(1))
 
 # %% ../nbs/03_geometry.ipynb #ad157765
 CELLS = GRID * GRID

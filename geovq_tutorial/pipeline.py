@@ -14,15 +14,24 @@ from pathlib import Path
 
 import torch
 
-from .core import RunConfig, ConfigError, setup_run, save_config, save_json, load_json, stage_lock
+from ._legacy_core import RunConfig, ConfigError, setup_run, save_config, save_json, load_json, stage_lock
 from .data import load_dataset_for, show_images
 from .vae import load_or_train_vae
 from .evaluate import (evaluate_seeds, seed_config, results_table, format_table, check_targets, METRIC_KEYS,
                                      VARIANT_LABELS, load_evaluation_samples)
 
 # %% auto #0
-__all__ = ['STAGES', 'STAGE_FILES', 'DOWNSTREAM', 'stale_stages', 'clear_stages', 'collect_metrics', 'sample_figure',
+__all__ = ['STAGES', 'STAGE_FILES', 'DOWNSTREAM', 'RunConfig', 'stale_stages', 'clear_stages', 'collect_metrics', 'sample_figure',
            'write_report', 'run_pipeline']
+
+# %% ../nbs/09_pipeline.ipynb #2aee8380
+from dataclasses import dataclass
+from .evaluate import EvalConfig
+
+@dataclass
+class RunConfig(EvalConfig):
+    "Everything that determines a run: every chapter's settings. Saved as `config.json`."
+    pass
 
 # %% ../nbs/09_pipeline.ipynb #6cd49957
 STAGES = ('vae', 'codebooks', 'finetune', 'prior', 'vqvae', 'classifier', 'evaluate', 'report')
@@ -105,7 +114,7 @@ Run folder <code>{html.escape(str(run_dir.absolute()))}</code>. Values are mean 
 <h2>Definitions</h2><ul>{''.join(f'<li><code>{k}</code>: {html.escape(v)}</li>' for k, v in METRIC_KEYS.items())}</ul>
 </body></html>"""
     path = run_dir / 'report.html'
-    from geovq_tutorial.core import atomic_path
+    from geovq_tutorial._legacy_core import atomic_path
     with atomic_path(path) as tmp: tmp.write_text(page)
     return path
 

@@ -15,15 +15,38 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import (RunConfig, CheckpointError, setup_run, pick_device, progress, save_checkpoint,
+from ._legacy_core import (RunConfig, CheckpointError, setup_run, pick_device, progress, save_checkpoint,
                                  load_checkpoint, load_weights, save_json, load_json, stage_lock, artifact_path)
 from .vae import GRID, SpatialVAE
 
 # %% auto #0
-__all__ = ['SEQ_LEN', 'check_tokens', 'CausalSelfAttention', 'Block', 'TransformerPrior', 'baseline_logprobs', 'baseline_nlls',
-           'param_groups', 'token_logprobs', 'token_nll', 'train_prior', 'check_sampling', 'sample_tokens',
-           'sample_stats', 'sample_per_position', 'check_prior_codebook', 'tokens_to_images', 'sample_images',
-           'fingerprint', 'prior_settings', 'prior_path', 'load_prior', 'load_or_train_prior']
+__all__ = ['SEQ_LEN', 'PriorConfig', 'check_tokens', 'CausalSelfAttention', 'Block', 'TransformerPrior', 'baseline_logprobs',
+           'baseline_nlls', 'param_groups', 'token_logprobs', 'token_nll', 'train_prior', 'check_sampling',
+           'sample_tokens', 'sample_stats', 'sample_per_position', 'check_prior_codebook', 'tokens_to_images',
+           'sample_images', 'fingerprint', 'prior_settings', 'prior_path', 'load_prior', 'load_or_train_prior']
+
+# %% ../nbs/05_prior.ipynb #518673b1
+from dataclasses import dataclass
+from .core import setting, at_least, positive, non_negative
+from .codebook import CodebookConfig
+
+@dataclass
+class PriorConfig(CodebookConfig):
+    "The Transformer prior and sampling from it."
+    prior_layers: int = setting(2, 'Transformer blocks in the prior', at_least(1))
+    prior_heads: int = setting(4, 'attention heads per block', at_least(1))
+    prior_dim: int = setting(32, 'width of the prior (embedding size)', at_least(1))
+    prior_dropout: float = setting(0.1, 'dropout in the prior', lambda v: None if 0 <= v < 1 else 'use a probability in [0, 1)')
+    prior_epochs: int = setting(60, 'maximum prior training epochs (early stopping on validation)', at_least(1))
+    prior_lr: float = setting(3e-3, 'AdamW learning rate for the prior', positive)
+    prior_weight_decay: float = setting(0.1, 'AdamW weight decay (matrix weights only)', non_negative)
+    prior_batch_size: int = setting(128, 'minibatch size for the prior', at_least(1))
+    temperature: float = setting(1.0, 'sampling temperature (> 0)', positive)
+    top_k: int = setting(0, 'sample only from the k most likely tokens; 0 samples from all', at_least(0))
+    n_samples: int = setting(256, 'images sampled from the prior for evaluation', at_least(1))
+
+    def check(self):
+        if self.prior_dim % self.prior_heads: return 'prior_dim', f'must be divisible by prior_heads={self.prior_heads}'
 
 # %% ../nbs/05_prior.ipynb #cf313ad3
 SEQ_LEN = GRID * GRID   # 16 tokens per image

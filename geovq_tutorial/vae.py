@@ -15,13 +15,27 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import (RunConfig, CheckpointError, setup_run, pick_device, progress, save_checkpoint,
+from ._legacy_core import (RunConfig, CheckpointError, setup_run, pick_device, progress, save_checkpoint,
                                  load_weights, save_json, load_json, stage_lock)
 from .data import ImageSplits, load_dataset_for, check_images
 
 # %% auto #0
-__all__ = ['GRID', 'grid_downsamplings', 'SpatialVAE', 'ELBOTerms', 'elbo_terms', 'vae_settings', 'evaluate_vae', 'train_vae',
-           'vae_path', 'load_vae', 'load_or_train_vae', 'encode_means', 'tutorial_config']
+__all__ = ['GRID', 'VAEConfig', 'grid_downsamplings', 'SpatialVAE', 'ELBOTerms', 'elbo_terms', 'vae_settings', 'evaluate_vae',
+           'train_vae', 'vae_path', 'load_vae', 'load_or_train_vae', 'encode_means', 'tutorial_config']
+
+# %% ../nbs/02_vae.ipynb #274831ea
+from .core import setting, at_least, positive, non_negative
+from .data import DataConfig
+
+@dataclass
+class VAEConfig(DataConfig):
+    "The spatial VAE and its training."
+    latent_dim: int = setting(8, 'channels D of each latent vector on the 4x4 grid', at_least(1))
+    hidden: int = setting(32, 'convolution channels in encoder and decoder', at_least(1))
+    beta: float = setting(0.1, 'weight of the KL term in the ELBO', non_negative)
+    epochs: int = setting(100, 'VAE training epochs', at_least(1))
+    batch_size: int = setting(64, 'minibatch size for VAE training (and the fine-tunes)', at_least(1))
+    lr: float = setting(3e-3, 'peak Adam learning rate for the VAE (one-cycle schedule)', positive)
 
 # %% ../nbs/02_vae.ipynb #bb443dd1
 GRID = 4  # the latent grid is GRID x GRID cells

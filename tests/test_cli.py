@@ -4,7 +4,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from geovq_tutorial.core import RunConfig
+from geovq_tutorial._legacy_core import RunConfig
 
 GEOVQ = str(Path(sys.executable).parent / 'geovq')
 

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from geovq_tutorial.core import RunConfig
+from geovq_tutorial._legacy_core import RunConfig
 from geovq_tutorial.data import ImageSplits
 from geovq_tutorial.evaluate import (FeatureClassifier, SampleScorer, classifier_features, code_usage, format_table,
                                      frechet_distance, inception_score, load_or_train_classifier, precision_recall,
                                      psnr_from_mse, reconstruction_metrics, results_table)
-from geovq_tutorial.core import CheckpointError
+from geovq_tutorial._legacy_core import CheckpointError
 
 torch.set_num_threads(1)
 

@@ -12,7 +12,7 @@ import torch
 from plotly.callbacks import Points
 
 from geovq_tutorial.codebook import fit_codebook
-from geovq_tutorial.core import RunConfig
+from geovq_tutorial._legacy_core import RunConfig
 from geovq_tutorial.data import ImageSplits
 from geovq_tutorial.explore import (CodebookAssignmentExplorer, GraphGeodesicPath, LatentManifoldExplorer, PathExplorer,
                                     Projection, SampleExplorer, SampleSource, cell_patches, explorer_interactions,

@@ -6,7 +6,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st, HealthCheck
 
-from geovq_tutorial.core import CheckpointError
+from geovq_tutorial._legacy_core import CheckpointError
 from geovq_tutorial.vae import SpatialVAE
 from geovq_tutorial.geometry import (LatentGraph, GraphError, metric_tensors, segment_lengths, metric_edge_lengths,
                                      exact_edge_lengths, knn_edges)

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from geovq_tutorial.core import RunConfig, CheckpointError
+from geovq_tutorial._legacy_core import RunConfig, CheckpointError
 from geovq_tutorial.data import ImageSplits
 from geovq_tutorial.vae import SpatialVAE, encode_means
 from geovq_tutorial.codebook import make_codebook, grid_to_vectors
