@@ -16,8 +16,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch_to
 
-from .core import (CheckpointError, Trainer, at_least, declare_stage, in_batches, load_json, load_weights,
-                                 module_device, non_negative, pick_device, positive, save_json, setting, setup_run)
+from .core import (
+    CheckpointError, Trainer, at_least, declare_stage, in_batches, load_json, load_weights, module_device, non_negative,
+    pick_device, positive, save_json, setting, setup_run)
 from .data import DataConfig, ImageSplits, load_dataset_for
 from .data import check_images as _check_pixels
 
@@ -197,15 +198,15 @@ def load_or_train_vae(cfg: VAEConfig, data: ImageSplits | None = None, force: bo
                       device: torch.device | None = None) -> tuple[SpatialVAE, dict]:
     "The run's VAE and its history: the stored one when its settings match, else trained (resuming an interrupted run) and saved."
     device = device or setup_run(cfg)
+    data = data or load_dataset_for(cfg)      # a bad dataset is refused before anything is written
     def make():
-        splits = data or load_dataset_for(cfg)
         setup_run(cfg)       # re-seed right before training: the result does not depend on what ran before
-        model, checkpoint = SpatialVAE(splits.image_shape, cfg.latent_dim, cfg.hidden), vae_checkpoint(cfg)
-        hist = train_vae(model, splits, cfg, device, checkpoint)
+        model, checkpoint = SpatialVAE(data.image_shape, cfg.latent_dim, cfg.hidden), vae_checkpoint(cfg)
+        hist = train_vae(model, data, cfg, device, checkpoint)
         if checkpoint is not None: checkpoint.with_suffix('.json').unlink(missing_ok=True)
-        return model.state_dict(), {**hist, 'test': evaluate_vae(model, splits.test, cfg.beta), 'image_shape': list(splits.image_shape)}
+        return model.state_dict(), {**hist, 'test': evaluate_vae(model, data.test, cfg.beta), 'image_shape': list(data.image_shape)}
     tensors, hist = VAE_STAGE.get(cfg, make, force=force)
-    return _vae_from(tensors, hist['image_shape'], cfg, device, str(VAE_STAGE.path(cfg))), hist
+    return _vae_from(tensors, data.image_shape, cfg, device, str(VAE_STAGE.path(cfg))), hist
 
 # %% ../nbs/02_vae.ipynb #cb905039
 def load_vae(cfg: VAEConfig, image_shape, device: torch.device | str = 'cpu') -> SpatialVAE:
