@@ -265,3 +265,13 @@ def test_fingerprint_identifies_the_vae():
     a, b = SpatialVAE((1, 8, 8), 3, 8), SpatialVAE((1, 8, 8), 3, 8)
     cb = fit_codebook(a, torch.rand(6, 1, 8, 8), 'kmeans', 3)
     assert cb.vae_id == fingerprint(a) != fingerprint(b)
+
+
+def test_compare_codebooks_rows_and_summary(tiny_run):
+    from geovq_tutorial.codebook import compare_codebooks
+    cfg, vae, data = tiny_run
+    rows = compare_codebooks(cfg, vae, data, Ks=(3,), seeds=(0, 1), verbose=False)
+    assert [(r['K'], r['seed'], r['method']) for r in rows] == [(3, s, m) for s in (0, 1) for m in CODEBOOKS]
+    summ = summarize(rows)
+    assert [r['method'] for r in summ] == list(CODEBOOKS) and all(r['n_seeds'] == 2 for r in summ)
+    assert all(set(METRICS) <= set(r) for r in summ)
