@@ -53,8 +53,11 @@ def _apt(prefix: list[str], args: list[str], environ: Mapping[str, str], log: Pa
 
 
 def _last_line(res: subprocess.CompletedProcess) -> str:
-    lines = [l.strip() for l in (res.stderr + '\n' + res.stdout).splitlines() if l.strip()]
-    return lines[-1] if lines else f'exit {res.returncode}'
+    "apt-get's last complaint (its errors go to stderr), else its last line of output."
+    for text in (res.stderr, res.stdout):
+        lines = [l.strip() for l in text.splitlines() if l.strip()]
+        if lines: return lines[-1]
+    return f'exit {res.returncode}'
 
 
 def ensure(environ: Mapping[str, str] | None = None, log: Path | None = None,
