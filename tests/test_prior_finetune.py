@@ -300,6 +300,20 @@ def test_decoder_finetune_freezes_encoder_and_keeps_best(tiny):
     assert h2['best_epoch'] > 0 and not torch.equal(ft2.encoder[0].weight, vae.encoder[0].weight)
 
 
+@pytest.mark.parametrize('train_encoder', [False, True])
+def test_interrupted_finetune_resumes_exactly(tiny, tmp_path, monkeypatch, train_encoder):
+    vae, data, cb = tiny
+    cfg = FinetuneConfig(finetune_epochs=4, batch_size=16, progress=False, threads=1)
+    whole, hw = load_or_finetune(cfg.replace(run_dir=str(tmp_path / 'a')), vae, cb, data, train_encoder, device=CPU)
+    cfg_b = cfg.replace(run_dir=str(tmp_path / 'b'))
+    with monkeypatch.context() as mp:
+        interrupt_once(mp, 4)            # record calls: epoch 0 (the untouched VAE), 1, 2, then Ctrl-C during epoch 3
+        with pytest.raises(KeyboardInterrupt): load_or_finetune(cfg_b, vae, cb, data, train_encoder, device=CPU)
+    assert list((tmp_path / 'b' / 'finetune').glob('*.partial.safetensors'))
+    resumed, hr = load_or_finetune(cfg_b, vae, cb, data, train_encoder, device=CPU)
+    assert same_state(whole.state_dict(), resumed.state_dict()) and without_seconds(hw) == without_seconds(hr)
+
+
 def test_codes_changed():
     a = torch.zeros(3, 4, 4, dtype=torch.long)
     b = a.clone(); b[0, 0, 0] = 1; b[2, 3, 3] = 2; b[2, 1, 1] = 5
