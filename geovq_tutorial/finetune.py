@@ -19,8 +19,8 @@ from .core import (setting, at_least, positive, non_negative, Trainer, STAGES, d
                                  in_batches, module_device, setup_run, load_weights)
 from .data import ImageSplits, load_dataset_for
 from .vae import GRID, SpatialVAE, encode_means
-from .codebook import grid_to_vectors
-from .prior import PriorConfig, PRIOR_FIELDS, code_usage
+from .codebook import grid_to_vectors, code_usage
+from .prior import PriorConfig, PRIOR_FIELDS
 
 # %% auto #0
 __all__ = ['FinetuneConfig', 'check_codebook', 'Quantized', 'VQLayer', 'vq_terms', 'vq_loss', 'recon_loss', 'quantized_mse',

@@ -20,11 +20,10 @@ from .vae import GRID, SpatialVAE
 from .codebook import CodebookConfig
 
 # %% auto #0
-__all__ = ['MIN_TEMPERATURE', 'CELLS', 'PRIOR_FIELDS', 'temperature_check', 'PriorConfig', 'check_tokens', 'code_usage',
-           'CausalSelfAttention', 'Block', 'TransformerPrior', 'baseline_logprobs', 'baseline_nlls', 'param_groups',
-           'token_logprobs', 'token_nll', 'prior_loss', 'train_prior', 'check_sampling', 'sample_tokens',
-           'sample_stats', 'sample_per_position', 'check_prior_codebook', 'tokens_to_images', 'sample_images',
-           'prior_for', 'load_or_train_prior']
+__all__ = ['MIN_TEMPERATURE', 'PRIOR_FIELDS', 'temperature_check', 'PriorConfig', 'CausalSelfAttention', 'Block',
+           'TransformerPrior', 'baseline_logprobs', 'baseline_nlls', 'param_groups', 'token_logprobs', 'token_nll',
+           'prior_loss', 'train_prior', 'check_sampling', 'sample_tokens', 'sample_stats', 'sample_per_position',
+           'check_prior_codebook', 'tokens_to_images', 'sample_images', 'prior_for', 'load_or_train_prior']
 
 # %% ../nbs/05_prior.ipynb #7b8e82bf
 MIN_TEMPERATURE = 1e-3   # below this, sampling is greedy in all but name, and logits / T overflow float32 near 1e-38
@@ -56,27 +55,8 @@ class PriorConfig(CodebookConfig):
             return 'top_k', f'must be at most codebook_k={self.codebook_k} (there are only that many tokens); use 0 to sample from all'
 
 # %% ../nbs/05_prior.ipynb #190f6d3b
-CELLS = GRID * GRID   # tokens per image (TEMPORARY: vae defines CELLS once the vae chapter is converted)
-
-def check_tokens(tokens, K: int, what: str = 'tokens') -> torch.Tensor:
-    "Token grids [N, 4, 4] or sequences [N, 16] of integer ids in [0, K) -> LongTensor [N, 16] in raster order."
-    tokens = torch.as_tensor(tokens)
-    if tokens.dtype.is_floating_point or tokens.dtype == torch.bool:
-        raise TypeError(f"{what} must be integer token ids; got dtype {tokens.dtype}")
-    if tokens.ndim == 3 and tuple(tokens.shape[1:]) == (GRID, GRID): tokens = tokens.reshape(len(tokens), CELLS)
-    if tokens.ndim != 2 or tokens.shape[1] != CELLS:
-        raise ValueError(f"{what} must have shape [N, {GRID}, {GRID}] or [N, {CELLS}]; got {list(tokens.shape)}")
-    if tokens.numel() and (tokens.min() < 0 or tokens.max() >= K):
-        raise ValueError(f"{what} contain ids from {int(tokens.min())} to {int(tokens.max())}, but K={K} allows only "
-                         f"[0, {K - 1}]; were they made with a codebook of another size?")
-    return tokens.long()
-
-def code_usage(tokens, K: int) -> dict:
-    "Which of the K codes `tokens` use: 'codes_used' (fraction), 'codes_used_count' and 'perplexity' (exp of the entropy)."
-    counts = torch.bincount(check_tokens(tokens, K).reshape(-1), minlength=K).double()
-    p = counts[counts > 0] / counts.sum().clamp(min=1)
-    return {'codes_used': float((counts > 0).double().mean()), 'codes_used_count': int((counts > 0).sum()),
-            'perplexity': float(torch.exp(-(p * p.log()).sum()))}
+from .vae import CELLS                       # 16 tokens per image
+from .codebook import check_tokens               # the one token check
 
 # %% ../nbs/05_prior.ipynb #8928861a
 class CausalSelfAttention(nn.Module):
@@ -288,9 +268,6 @@ def sample_images(prior: TransformerPrior, codebook, vae: SpatialVAE, n: int, te
     return tokens_to_images(vae, codebook, tokens), tokens
 
 # %% ../nbs/05_prior.ipynb #675c059b
-for _name in ('vae', 'codebooks'):   # TEMPORARY: until the vae and codebook chapters declare their stages; delete at merge
-    if _name not in STAGES: declare_stage(_name, ())
-
 PRIOR_FIELDS = ('prior_layers', 'prior_heads', 'prior_dim', 'prior_dropout', 'prior_epochs', 'prior_lr', 'prior_weight_decay',
                 'prior_batch_size', 'codebook_source', 'seed')
 declare_stage('prior', PRIOR_FIELDS, upstream=('codebooks',), key='{variant}_K{K}_{codebook_source}_seed{seed}',
