@@ -9,9 +9,10 @@ from geovq_tutorial.core import Trainer, StageError, ConfigError
 from geovq_tutorial.data import ImageSplits
 from geovq_tutorial.vae import SpatialVAE, encode_means
 from geovq_tutorial.codebook import make_codebook, grid_to_vectors
-from geovq_tutorial.prior import (check_tokens, TransformerPrior, baseline_nlls, baseline_logprobs, param_groups, token_nll,
+from geovq_tutorial.codebook import check_tokens, code_usage
+from geovq_tutorial.prior import (TransformerPrior, baseline_nlls, baseline_logprobs, param_groups, token_nll,
                                   train_prior, sample_tokens, check_sampling, sample_stats, sample_per_position,
-                                  check_prior_codebook, tokens_to_images, sample_images, load_or_train_prior, code_usage,
+                                  check_prior_codebook, tokens_to_images, sample_images, load_or_train_prior,
                                   PriorConfig, MIN_TEMPERATURE)
 from geovq_tutorial.finetune import (VQLayer, vq_terms, vq_loss, recon_loss, quantized_mse, encode_tokens,
                                      finetune_through_vq, codes_changed, load_or_finetune, load_or_finetune_decoder, VQVAE,
