@@ -154,7 +154,9 @@ def test_run_dir_on_a_full_file_system(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize('option', [['--top-k', '1000'], ['--temperature', '1e-39']])
-def test_sampling_settings_refused_at_validation(tmp_path, capsys, option):
+def test_sampling_settings_refused_at_validation(tmp_path, capsys, monkeypatch, option):
+    def no_work(*a, **k): raise AssertionError(f'{option} must be refused at validation, before any work')
+    monkeypatch.setattr(cli, 'run_pipeline', no_work)
     err = refused(capsys, 'run', '--run-dir', tmp_path / 'r', *option)
     assert option[0].lstrip('-').replace('-', '_') in err
     assert not (tmp_path / 'r').exists()
