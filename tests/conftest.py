@@ -1,13 +1,62 @@
-"Shared test settings: quiet progress bars, and the repository root for tests that look at files."
+"""Shared test settings: quiet progress bars, the repository root for tests that look at files, and the browser.
+
+The browser tests bring their browser: a test whose fixtures (or itself) start Playwright gets the session fixture
+`chromium` first, which finds Debian's /usr/bin/chromium (or $GEOVQ_CHROMIUM) and installs the Debian package when it is
+missing (see tests/chromium.py). When it cannot, those tests fail with one line saying what to install; no test is skipped."""
 import os
+import re
+import sys
 from pathlib import Path
 
 import pytest
+
+import chromium as _chromium
 
 os.environ.setdefault('GEOVQ_PROGRESS', '0')
 REPO = Path(__file__).resolve().parents[1]
 
 
+# What a saved notebook output or a built docs page must not show: torch's stray FutureWarning (or any FutureWarning), and
+# a developer's absolute path (a home folder, the build machine's work folder), which a warning or a traceback prints.
+LEAKS = re.compile(r'FutureWarning|(?<![\w.~-])/(?:work|root|home|Users)/')
+
+
+def leaks(text: str, width: int = 60) -> list[str]:
+    "Each place in `text` that shows a FutureWarning or a developer's path, with some context."
+    return [text[max(0, m.start() - width):m.end() + width].replace('\n', ' ') for m in LEAKS.finditer(text)]
+
+
 @pytest.fixture(scope='session')
 def repo() -> Path:
     return REPO
+
+
+def _say(config):
+    "Print a line to the terminal even while pytest captures output (an install takes a while: say what is going on)."
+    capman = config.pluginmanager.getplugin('capturemanager')
+    def say(line: str):
+        with capman.global_and_fixture_disabled(): print(f'\n[chromium] {line}', file=sys.stderr, flush=True)
+    return say
+
+
+@pytest.fixture(scope='session')
+def chromium(request) -> str:
+    "The path of the Chromium binary the browser tests launch; installs Debian's chromium when it is missing."
+    try:
+        return _chromium.ensure(log=REPO / 'test-artifacts' / 'chromium-install.log', say=_say(request.config))
+    except _chromium.Missing as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+def _starts_playwright(func) -> bool:
+    code = getattr(func, '__code__', None)
+    return code is not None and 'sync_playwright' in code.co_names
+
+
+def pytest_collection_modifyitems(config, items):
+    "A test that starts Playwright, itself or through a fixture, gets the `chromium` fixture before any other."
+    for item in items:
+        defs = getattr(getattr(item, '_fixtureinfo', None), 'name2fixturedefs', {})
+        funcs = [getattr(item, 'function', None)] + [d[-1].func for d in defs.values() if d]
+        if 'chromium' not in item.fixturenames and any(_starts_playwright(f) for f in funcs):
+            item.fixturenames.insert(0, 'chromium')

@@ -1,6 +1,7 @@
 """The documentation site: built from the notebooks by docs/build.py, served on loopback, checked in headless Chromium.
 
-Screenshots go to test-artifacts/docs/. The browser is Debian's chromium (installed by .ci/run), driven by Playwright."""
+Screenshots go to test-artifacts/docs/. The browser is Debian's chromium, driven by Playwright; the `chromium` fixture
+(tests/conftest.py) installs it when it is missing."""
 import functools
 import http.server
 import importlib.util
@@ -8,17 +9,14 @@ import json
 import re
 import threading
 import tomllib
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 from playwright.sync_api import sync_playwright
 
-from conftest import REPO
+from chromium import ARGS as CHROMIUM_ARGS
+from conftest import REPO, leaks
 
-CHROMIUM = '/usr/bin/chromium'
-CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-                 '--disable-background-networking', '--disable-component-update', '--disable-sync']
 ARTIFACTS = REPO / 'test-artifacts' / 'docs'
 
 
@@ -51,11 +49,10 @@ def server(site):
 
 
 @pytest.fixture(scope='module')
-def browser():
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), as .ci/run does"
+def browser(chromium):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         yield b
         b.close()
 
@@ -120,6 +117,15 @@ def test_vendor_js_served_once_by_the_site(site):
         assert text.count('src="_static/plotly.min.js"') + text.count('src="../_static/plotly.min.js"') <= 1
     assert 'src="_static/plotly.min.js"' in (out / 'index.html').read_text()
     assert 'plotly.min.js"' not in (out / 'search.html').read_text(), 'pages without a figure should not load plotly.js'
+
+
+def test_pages_show_no_warning_or_developer_path(site):
+    "No page (nor the search index) shows a FutureWarning or an absolute path from the machine that ran the notebooks."
+    out, _ = site
+    pages = [f for f in out.rglob('*.html') if '_static' not in f.relative_to(out).parts] + [out / 'searchindex.js']
+    found = {f.relative_to(out).as_posix(): leaks(f.read_text()) for f in pages}
+    found = {k: v for k, v in found.items() if v}
+    assert not found, 'pages show a warning or a developer path:\n' + '\n'.join(f'{k}: {v[:3]}' for k, v in found.items())
 
 
 def test_every_page_loads_without_errors(site, server, browser):

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from geovq_tutorial._legacy_core import RunConfig
+from geovq_tutorial.core import CheckpointError, StageError, STAGES, format_table
+from geovq_tutorial.codebook import METRICS, psnr_from_mse
 from geovq_tutorial.data import ImageSplits
-from geovq_tutorial.evaluate import (FeatureClassifier, SampleScorer, classifier_features, code_usage, format_table,
+from geovq_tutorial.evaluate import (EvalConfig, FeatureClassifier, SampleScorer, TABLE_COLUMNS, classifier_features,
                                      frechet_distance, inception_score, load_or_train_classifier, precision_recall,
-                                     psnr_from_mse, reconstruction_metrics, results_table)
-from geovq_tutorial._legacy_core import CheckpointError
+                                     reconstruction_metrics, results_table)
 
 torch.set_num_threads(1)
 
@@ -90,13 +90,6 @@ def test_reconstruction_metrics_and_psnr():
     with pytest.raises(ValueError, match='differ in shape'): reconstruction_metrics(x[:3], x)
 
 
-def test_code_usage():
-    u = code_usage(torch.arange(8).repeat(3), K=16)
-    assert u['codes_used'] == 0.5 and abs(u['perplexity'] - 8) < 1e-9
-    assert abs(code_usage(torch.tensor([1, 1, 1, 1]), K=4)['perplexity'] - 1) < 1e-9
-    with pytest.raises(ValueError, match=r'\[0, 4\)'): code_usage(torch.tensor([0, 4]), K=4)
-
-
 @pytest.mark.parametrize('shape', [(1, 8, 8), (1, 32, 32), (3, 32, 32)])
 def test_classifier_shapes(shape):
     clf = FeatureClassifier(shape, n_classes=10, hidden=8, feature_dim=12)
@@ -117,14 +110,42 @@ def _toy_splits(shape=(3, 32, 32), n=120, classes=3, seed=0):
 
 def test_classifier_artifact_is_cached_and_checked(tmp_path):
     data = _toy_splits(shape=(1, 8, 8), n=300)
-    cfg = RunConfig(run_dir=str(tmp_path), classifier_epochs=10, progress=False)
+    cfg = EvalConfig(run_dir=str(tmp_path), classifier_epochs=10, progress=False)
     clf, rep = load_or_train_classifier(cfg, data, device=torch.device('cpu'))
     assert (tmp_path / 'classifier.safetensors').exists() and (tmp_path / 'classifier.json').exists()
-    assert rep['test_accuracy'] > 0.5
+    assert rep['test_accuracy'] > 0.5 and rep['best_epoch'] >= 1 and len(rep['val']) == 10
+    assert abs(rep['val_accuracy_best'] - (1 - min(rep['val']))) < 1e-12        # validation = 1 - accuracy
     clf2, rep2 = load_or_train_classifier(cfg, data, device=torch.device('cpu'))
     assert torch.equal(classifier_features(clf, data.test), classifier_features(clf2, data.test))
-    with pytest.raises(CheckpointError, match='epochs'):
+    with pytest.raises(StageError, match='classifier_epochs.*--force classifier'):
         load_or_train_classifier(cfg.replace(classifier_epochs=11), data, device=torch.device('cpu'))
+    with pytest.raises(StageError, match='feature_dim'):
+        load_or_train_classifier(cfg, data, device=torch.device('cpu'), feature_dim=32)
+    clf3, rep3 = load_or_train_classifier(cfg.replace(classifier_epochs=11), data, device=torch.device('cpu'), force=True)
+    assert len(rep3['val']) == 11
+
+
+def test_classifier_training_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    "Ctrl-C leaves classifier.partial.safetensors; the next call resumes from it and ends where an uninterrupted run ends."
+    import geovq_tutorial.core as core
+    data, cpu = _toy_splits(shape=(1, 8, 8), n=200), torch.device('cpu')
+    cfg = EvalConfig(run_dir=str(tmp_path / 'a'), classifier_epochs=4, progress=False)
+    whole, _ = load_or_train_classifier(cfg, data, device=cpu)
+    cut = cfg.replace(run_dir=str(tmp_path / 'b'))
+    init, real, calls = core.Trainer.__init__, core.Trainer.train_epoch, []
+    monkeypatch.setattr(core.Trainer, '__init__', lambda self, *a, **k: init(self, *a, **{**k, 'checkpoint_every': 0.0}))
+    def interrupted(self, d):
+        calls.append(1)
+        if len(calls) == 3: raise KeyboardInterrupt       # Ctrl-C during the third epoch
+        return real(self, d)
+    monkeypatch.setattr(core.Trainer, 'train_epoch', interrupted)
+    with pytest.raises(KeyboardInterrupt): load_or_train_classifier(cut, data, device=cpu)
+    monkeypatch.undo()
+    partial = STAGES['classifier'].path(cut).with_suffix('.partial.safetensors')
+    assert partial.exists() and not STAGES['classifier'].path(cut).exists()
+    resumed, rep = load_or_train_classifier(cut, data, device=cpu)
+    assert not partial.exists() and rep['epoch'] == [1, 2, 3, 4]
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()): assert torch.equal(a, b)
 
 
 def test_sample_scorer_floor_and_keys():
@@ -140,17 +161,18 @@ def test_sample_scorer_floor_and_keys():
 def test_results_table_mean_and_spread():
     res = [{'seed': s, 'variants': {'a': {'mse': float(s), 'psnr': math.inf}, 'b': {'fd': 1.0}}} for s in range(3)]
     rows = results_table(res)
-    a = rows[0]['metrics']
+    a = rows[0]
     assert a['mse']['mean'] == 1.0 and abs(a['mse']['std'] - 1.0) < 1e-12 and a['mse']['values'] == [0.0, 1.0, 2.0]
-    assert a['psnr']['mean'] is None                 # infinite values are not averaged
-    assert '∞' in format_table(rows, [('psnr', 'PSNR', '.1f')], how='markdown')
-    assert rows[1]['n_seeds'] == 3 and rows[1]['metrics']['fd']['std'] == 0.0
+    assert a['psnr']['mean'] is None and a['psnr']['n'] == 0    # infinite values are not averaged
+    assert '—' in format_table(rows, [('psnr', 'PSNR', '.1f')], how='markdown')
+    assert '1.0000 ± 1.0000' in format_table(rows, TABLE_COLUMNS, how='text')
+    assert rows[1]['n_seeds'] == 3 and rows[1]['fd']['std'] == 0.0
     with pytest.raises(ValueError, match='at least one'): results_table([])
 
 
 def test_seed_config_and_jsonable():
     from geovq_tutorial.evaluate import seed_config, _jsonable
-    cfg = RunConfig(run_dir='runs/x', seed=0)
+    cfg = EvalConfig(run_dir='runs/x', seed=0)
     assert seed_config(cfg, 0) is cfg
     c2 = seed_config(cfg, 2)
     assert c2.seed == 2 and c2.run_dir.endswith('seed2')
@@ -170,24 +192,30 @@ def test_check_targets_reads_means():
 def test_evaluate_run_end_to_end_small(tmp_path):
     "The whole evaluation on a shrunken problem: every variant, documented keys, reuse of the saved result."
     from geovq_tutorial.data import load_dataset
-    from geovq_tutorial.evaluate import evaluate_run, METRIC_KEYS, load_evaluation_samples
+    from geovq_tutorial.evaluate import evaluate_run, load_evaluation_samples
     d = load_dataset('digits')
     small = ImageSplits('digits', d.train[:200], d.val[:40], d.test[:40], d.train_labels[:200], d.val_labels[:40],
                         d.test_labels[:40], d.classes)
-    cfg = RunConfig(run_dir=str(tmp_path), epochs=5, classifier_epochs=3, prior_epochs=2, finetune_epochs=1, vqvae_epochs=3,
+    cfg = EvalConfig(run_dir=str(tmp_path), epochs=5, classifier_epochs=3, prior_epochs=2, finetune_epochs=1, vqvae_epochs=3,
                     n_samples=40, codebook_k=8, codebook_methods='kmeans,geodesic', geodesic_subsample=500, progress=False)
     res = evaluate_run(cfg, small, device=torch.device('cpu'), verbose=False)
     assert list(res['variants']) == ['vae', 'kmeans', 'kmeans+ft', 'geodesic', 'geodesic+ft', 'vqvae']
     assert set(res['source_variants']) == {'kmeans[mu]', 'kmeans[z]', 'geodesic[mu]', 'geodesic[z]'}
     for name, m in res['variants'].items():
-        assert set(m) <= set(METRIC_KEYS), set(m) - set(METRIC_KEYS)
+        assert set(m) <= set(METRICS), set(m) - set(METRICS)
         assert 0 <= m['precision'] <= 1 and 0 <= m['recall'] <= 1 and m['fd'] >= 0
     g = res['variants']['geodesic']
-    assert abs(g['mse'] - res['source_variants']['geodesic[mu]']['mse_x']) < 1e-6
+    assert abs(g['mse'] - res['source_variants']['geodesic[mu]']['mse']) < 1e-6
     assert 0 < g['codes_used'] <= 1 and 1 <= g['perplexity'] <= 8
     assert abs(g['prior_gain'] - (g['per_position_nll'] - g['prior_nll'])) < 1e-9
     assert abs(g['fd_ratio'] - g['fd'] / g['unigram_fd']) < 1e-9
-    assert (tmp_path / 'evaluation.json').exists()
+    assert (tmp_path / 'evaluation.json').exists() and (tmp_path / 'evaluation.safetensors').exists()
     assert evaluate_run(cfg, small, device=torch.device('cpu')) == res          # reused, not recomputed
+    assert evaluate_run(cfg, small, device=torch.device('cpu'), compare_sources=False) == res   # the fuller result serves
+    assert res['settings']['compare_sources'] is True and res['settings']['codebook_k'] == 8
+    assert set(res['settings']['upstream']) == {'vae', 'codebooks', 'prior', 'finetune', 'vqvae', 'classifier'}
     assert load_evaluation_samples(tmp_path)['vqvae'].shape == (40, 1, 8, 8)
+    with pytest.raises(StageError, match='temperature'): evaluate_run(cfg.replace(temperature=0.5), small, device=torch.device('cpu'))
+    (tmp_path / 'evaluation.json').write_text('{broken')                       # a damaged sidecar: made again
+    assert evaluate_run(cfg, small, device=torch.device('cpu'), verbose=False)['variants'].keys() == res['variants'].keys()
     with pytest.raises(CheckpointError, match='evaluate_run'): load_evaluation_samples(tmp_path / 'nowhere')

@@ -12,12 +12,13 @@ import torch
 from plotly.callbacks import Points
 
 from geovq_tutorial.codebook import fit_codebook
-from geovq_tutorial._legacy_core import RunConfig
+from geovq_tutorial.core import STAGES, StageError
 from geovq_tutorial.data import ImageSplits
 from geovq_tutorial.explore import (CodebookAssignmentExplorer, GraphGeodesicPath, LatentManifoldExplorer, PathExplorer,
                                     Projection, SampleExplorer, SampleSource, cell_patches, explorer_interactions,
                                     fit_projection, load_or_fit_projection, load_sample_sources, montage, prepare_inputs,
-                                    projection_path, straight_path, time_interactions)
+                                    straight_path, time_interactions)
+from geovq_tutorial.finetune import FinetuneConfig
 from geovq_tutorial.geometry import LatentGraph, metric_tensors
 from geovq_tutorial.vae import SpatialVAE
 
@@ -60,21 +61,28 @@ def test_knn_placement_lands_medoids_on_their_points(tiny):
 
 
 def test_umap_small_fit_and_cache(tmp_path, tiny):
-    *_, inputs, _ = tiny
-    v = inputs.vectors[:120]
-    p = load_or_fit_projection(tmp_path, v, key='k1', method='umap', seed=0)
+    vae, *_, inputs, _ = tiny
+    v, cfg = inputs.vectors[:120], FinetuneConfig(run_dir=str(tmp_path))
+    p = load_or_fit_projection(cfg, vae, v, 'umap')
     assert p.coords.shape == (120, 2) and torch.isfinite(p.coords).all()
     assert torch.allclose(p.place(v[:5]), p.coords[:5])
-    stamp = projection_path(tmp_path, 'umap').stat().st_mtime_ns
-    q = load_or_fit_projection(tmp_path, v, key='k1', method='umap', seed=0)      # loaded, not refitted
-    assert projection_path(tmp_path, 'umap').stat().st_mtime_ns == stamp and torch.equal(p.coords, q.coords)
+    path = STAGES['projection'].path(cfg, method='umap')
+    stamp = path.stat().st_mtime_ns
+    q = load_or_fit_projection(cfg, vae, v, 'umap')      # loaded, not refitted
+    assert path.stat().st_mtime_ns == stamp and torch.equal(p.coords, q.coords)
 
 
-def test_projection_cache_refits_for_other_vectors(tmp_path, tiny):
-    *_, inputs, _ = tiny
-    a = load_or_fit_projection(tmp_path, inputs.vectors, key='vae-a', method='pca')
-    b = load_or_fit_projection(tmp_path, inputs.vectors * 3, key='vae-b', method='pca')
+def test_projection_stage_refuses_other_vectors_seed_or_vae(tmp_path, tiny):
+    vae, *_, inputs, _ = tiny
+    cfg = FinetuneConfig(run_dir=str(tmp_path))
+    a = load_or_fit_projection(cfg, vae, inputs.vectors, 'pca')
+    with pytest.raises(StageError, match='vectors.*--force projection'): load_or_fit_projection(cfg, vae, inputs.vectors * 3, 'pca')
+    with pytest.raises(StageError, match='seed'): load_or_fit_projection(cfg.replace(seed=1), vae, inputs.vectors, 'pca')
+    other = SpatialVAE((1, 8, 8), latent_dim=3, hidden=8)
+    with pytest.raises(StageError, match='made from another vae'): load_or_fit_projection(cfg, other, inputs.vectors, 'pca')
+    b = load_or_fit_projection(cfg, vae, inputs.vectors * 3, 'pca', force=True)
     assert torch.allclose(b.coords.abs(), 3 * a.coords.abs(), atol=1e-4)
+    assert torch.equal(load_or_fit_projection(cfg, vae, inputs.vectors * 3, 'pca').coords, b.coords)
     with pytest.raises(ValueError, match="'pca', 'umap'"): fit_projection(inputs.vectors, 'tsne')
 
 
@@ -196,7 +204,7 @@ def test_sample_sources_from_a_run_folder(tmp_path, tiny):
     g = torch.Generator().manual_seed(1)
     data = ImageSplits('tiny', torch.rand(40, 1, 8, 8, generator=g), x[:6], x[6:], torch.arange(40) % 5, y[:6], y[6:],
                        [str(i) for i in range(5)])
-    cfg = RunConfig(run_dir=str(tmp_path), prior_epochs=1, finetune_epochs=1, prior_dim=16, prior_heads=2, prior_layers=1,
+    cfg = FinetuneConfig(run_dir=str(tmp_path), prior_epochs=1, finetune_epochs=1, prior_dim=16, prior_heads=2, prior_layers=1,
                     threads=1, progress=False, device='cpu')
     src = load_sample_sources(cfg, vae, books, data)
     assert set(src) == {'kmeans', 'kmedoids'} and set(src['kmeans'].decoders) == {'before fine-tune', 'after fine-tune'}

@@ -89,15 +89,16 @@ JS_FIG = """([cls, i]) => { const gd = document.querySelectorAll('.' + cls + ' .
 SMALL = dict(epochs=20, prior_epochs=4, finetune_epochs=2, geodesic_subsample=1000)
 SHIM = f"""import geovq_tutorial.vae as _vae
 _full_config = _vae.tutorial_config
-_vae.tutorial_config = lambda **changes: _full_config(**{{**{SMALL!r}, **changes}})   # browser test: smaller training settings
+_vae.tutorial_config = lambda *cls, **changes: _full_config(*cls, **{{**{SMALL!r}, **changes}})   # browser test: smaller settings
 """
 WARM = SHIM + """
 import torch; torch.set_num_threads(1)
 from geovq_tutorial.vae import tutorial_config
+from geovq_tutorial.finetune import FinetuneConfig
 from geovq_tutorial import explore as E
-cfg = tutorial_config(threads=1, progress=False)
+cfg = tutorial_config(FinetuneConfig, threads=1, progress=False)
 vae, inputs = E.load_explore_inputs(cfg)
-E.load_projections(cfg, inputs)
+E.load_projections(cfg, vae, inputs)
 E.load_sample_sources(cfg, vae, inputs.codebooks)
 """
 
@@ -264,6 +265,7 @@ def test_resample_button_changes_samples(lab):
     seed = int(re.search(r'seed (\d+)', old['title']).group(1))
     after = json.loads(_wait_change(lab, 'geovq-samples', before, timeout=20,
                                     until=lambda st: f'seed {seed + 1},' in st['title'] and st['data'][0][0] != old['data'][0][0]))
+    assert f'seed {seed + 1},' in after['title']
     loc.screenshot(path=str(ART / '60-resampled.png'))
 
 def test_path_slider_changes_paths(lab):

@@ -5,19 +5,18 @@ import pytest
 import torch
 import torch.nn as nn
 
-from geovq_tutorial._legacy_core import RunConfig, CheckpointError
+from geovq_tutorial.core import Trainer, StageError, ConfigError
 from geovq_tutorial.data import ImageSplits
 from geovq_tutorial.vae import SpatialVAE, encode_means
 from geovq_tutorial.codebook import make_codebook, grid_to_vectors
 from geovq_tutorial.prior import (check_tokens, TransformerPrior, baseline_nlls, baseline_logprobs, param_groups, token_nll,
                                   train_prior, sample_tokens, check_sampling, sample_stats, sample_per_position,
-                                  check_prior_codebook, tokens_to_images, sample_images, fingerprint, prior_settings,
-                                  prior_path, load_prior, load_or_train_prior)
+                                  check_prior_codebook, tokens_to_images, sample_images, load_or_train_prior, code_usage,
+                                  PriorConfig, MIN_TEMPERATURE)
 from geovq_tutorial.finetune import (VQLayer, vq_terms, vq_loss, recon_loss, quantized_mse, encode_tokens,
-                                     finetune_through_vq, codes_changed, finetune_settings, load_finetuned,
-                                     load_or_finetune, load_or_finetune_decoder, VQVAE, usage_stats, kmeans_init,
-                                     restart_dead_codes, vqvae_mse, train_vqvae, vqvae_settings, vqvae_path, load_vqvae,
-                                     load_or_train_vqvae)
+                                     finetune_through_vq, codes_changed, load_or_finetune, load_or_finetune_decoder, VQVAE,
+                                     kmeans_init, restart_dead_codes, vqvae_mse, train_vqvae, load_or_train_vqvae,
+                                     FinetuneConfig)
 
 torch.set_num_threads(1)
 CPU = torch.device('cpu')
@@ -62,6 +61,23 @@ def test_prior_is_causal(pos):
     assert (a[:, pos + 1:] - b[:, pos + 1:]).abs().max() > 1e-5
 
 
+@pytest.mark.parametrize('bad', [9, -1, 10, 100])
+def test_prior_forward_refuses_ids_outside_0_K(bad):
+    m = TransformerPrior(K=9, dim=16, layers=1, heads=2)
+    x = torch.zeros(2, 16, dtype=torch.long); x[1, 5] = bad
+    with pytest.raises(ValueError, match=r'token ids must lie in \[0, 8\] for this prior \(K=9\)') as e: m(x)
+    assert 'Id 9 is the start token' in str(e.value) and '\n' not in str(e.value)
+    with pytest.raises(TypeError, match='integer token ids'): m(torch.zeros(2, 16))
+    assert m(torch.full((1, 16), 8)).shape == (1, 16, 9)
+
+
+def test_code_usage():
+    u = code_usage(torch.tensor([[3, 0] * 8]), 4)
+    assert (u['codes_used'], u['codes_used_count']) == (0.5, 2) and u['perplexity'] == pytest.approx(2.0)
+    assert code_usage(torch.arange(16).reshape(1, 4, 4), 16)['perplexity'] == pytest.approx(16.0)
+    with pytest.raises(ValueError, match=r'allows only \[0, 3\]'): code_usage(torch.full((1, 16), 4), 4)
+
+
 def test_weight_decay_only_on_linear_matrices():
     m = TransformerPrior(K=5, dim=8, layers=1, heads=2)
     decay, no_decay = param_groups(m, 0.1)
@@ -87,13 +103,13 @@ def test_baselines_on_known_sequences():
 
 def test_prior_learns_what_the_bigram_cannot():
     seqs = count_up(1200, seed=1)
-    cfg = RunConfig(prior_dim=32, prior_layers=2, prior_heads=2, prior_dropout=0., prior_epochs=15, prior_lr=3e-3, progress=False)
+    cfg = PriorConfig(prior_dim=32, prior_layers=2, prior_heads=2, prior_dropout=0., prior_epochs=15, prior_lr=3e-3, progress=False)
     torch.manual_seed(0)
     m = TransformerPrior(8, 32, 2, 2, 0.)
     h = train_prior(m, seqs[:1000], seqs[1000:1100], cfg, CPU)
     assert token_nll(m, seqs[1100:]) < baseline_nlls(seqs[:1000], seqs[1100:], 8)['bigram'] - 0.3
-    assert h['best_val_nll'] == min(h['val_nll'])
-    assert token_nll(m, seqs[1000:1100]) == pytest.approx(h['best_val_nll'], abs=1e-4)   # best weights restored
+    assert h['val'][h['best_epoch'] - 1] == min(h['val'])
+    assert token_nll(m, seqs[1000:1100]) == pytest.approx(min(h['val']), abs=1e-4)   # best weights restored
 
 
 # ---------------------------------------------------------------- sampling
@@ -116,7 +132,7 @@ def test_sampler_matches_tempered_top_k_distribution(T, k):
     torch.testing.assert_close(freq, torch.softmax(want, 1), atol=0.04, rtol=0)
 
 
-@pytest.mark.parametrize('T', [0, 0., -1., float('nan'), float('inf'), '1'])
+@pytest.mark.parametrize('T', [0, 0., -1., 1e-39, 1e-4, float('nan'), float('inf'), '1', True])
 def test_bad_temperature_refused(T):
     with pytest.raises(ValueError, match='temperature'): check_sampling(T, None)
 
@@ -127,8 +143,30 @@ def test_bad_top_k_refused(k):
 
 
 def test_top_k_zero_means_all_as_in_config():
-    assert RunConfig().top_k == 0 and check_sampling(1.0, RunConfig().top_k) is None and check_sampling(1.0, None) is None
-    assert check_sampling(1.0, 3) == 3
+    assert PriorConfig().top_k == 0 and check_sampling(1.0, PriorConfig().top_k) is None and check_sampling(1.0, None) is None
+    assert check_sampling(1.0, 3) == 3 and check_sampling(MIN_TEMPERATURE, 5, K=5) == 5
+
+
+def test_top_k_above_K_refused_in_library_and_config():
+    with pytest.raises(ValueError, match='only K=5 tokens'): check_sampling(1.0, 6, K=5)
+    table = torch.zeros(16, 5)
+    with pytest.raises(ValueError, match=r'top_k=1000 is invalid: the prior has only K=5 tokens'):
+        sample_tokens(FixedLogits(table), 2, top_k=1000)
+    with pytest.raises(ConfigError, match='top_k=1000 is invalid: must be at most codebook_k=64'): PriorConfig(top_k=1000)
+    with pytest.raises(ConfigError, match='codebook_k=8'): PriorConfig(codebook_k=8, top_k=9)
+    assert PriorConfig(codebook_k=8, top_k=8).top_k == 8
+
+
+@pytest.mark.parametrize('T', [1e-39, 1e-4, 0.0, -1.0, float('inf')])
+def test_tiny_temperature_refused_in_config_and_library(T):
+    with pytest.raises(ConfigError, match=r'temperature >= 0\.001'): PriorConfig(temperature=T)
+    with pytest.raises(ValueError, match=r'temperature >= 0\.001'): sample_tokens(FixedLogits(torch.zeros(16, 4)), 1, temperature=T)
+
+
+def test_smallest_temperature_samples_without_overflow():
+    table = torch.randn(16, 6, generator=torch.Generator().manual_seed(0)) * 30
+    s = sample_tokens(FixedLogits(table), 20, temperature=MIN_TEMPERATURE, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(s.reshape(20, 16), table.argmax(1).repeat(20, 1))      # as good as greedy
 
 
 def test_sample_stats_counts_distinct_and_copies():
@@ -156,23 +194,50 @@ def test_out_of_range_ids_refused_when_decoding(tiny, bad):
 
 def test_prior_stage_reuses_and_refuses(tmp_path):
     seqs = count_up(300)
-    cfg = RunConfig(run_dir=str(tmp_path), prior_dim=16, prior_heads=2, prior_epochs=2, progress=False)
+    cfg = PriorConfig(run_dir=str(tmp_path), prior_dim=16, prior_heads=2, prior_epochs=2, progress=False)
     p1, h1 = load_or_train_prior(cfg, 'cu', seqs[:200], seqs[200:], 8, device=CPU)
     p2, h2 = load_or_train_prior(cfg, 'cu', seqs[:200], seqs[200:], 8, device=CPU)
     assert h1 == h2 and all(torch.equal(a, b) for a, b in zip(p1.state_dict().values(), p2.state_dict().values()))
-    path = prior_path(cfg, 'cu')
-    with pytest.raises(CheckpointError, match='tokens'): load_prior(path, prior_settings(cfg, 8, seqs[:199], seqs[200:]))
-    with pytest.raises(CheckpointError, match='dim'): load_prior(path, prior_settings(cfg.replace(prior_dim=32), 8, seqs[:200], seqs[200:]))
-    with pytest.raises(ValueError, match='prior key'): prior_path(cfg, '../x')
-    # other tokens under the same key: not reused, retrained and replaced
-    p3, h3 = load_or_train_prior(cfg, 'cu', seqs[:150], seqs[200:], 8, device=CPU)
-    assert load_prior(path, prior_settings(cfg, 8, seqs[:150], seqs[200:])) is not None
+    assert (tmp_path / 'prior' / 'cu_K8_mu_seed0.safetensors').exists()
+    with pytest.raises(StageError, match='tokens') as e: load_or_train_prior(cfg, 'cu', seqs[:199], seqs[200:], 8, device=CPU)
+    assert '--force prior' in str(e.value)
+    with pytest.raises(StageError, match='prior_dim'): load_or_train_prior(cfg.replace(prior_dim=32), 'cu', seqs[:200], seqs[200:], 8)
+    with pytest.raises(ValueError, match='prior key'): load_or_train_prior(cfg, '../x', seqs[:200], seqs[200:], 8)
+    p3, h3 = load_or_train_prior(cfg, 'cu', seqs[:150], seqs[200:], 8, device=CPU, force=True)      # forced: retrained
+    load_or_train_prior(cfg, 'cu', seqs[:150], seqs[200:], 8, device=CPU)                            # and now reused
+    load_or_train_prior(cfg.replace(codebook_source='z'), 'cu', seqs[:200], seqs[200:], 8, device=CPU)   # z: its own file
+    assert (tmp_path / 'prior' / 'cu_K8_z_seed0.safetensors').exists()
 
 
-def test_fingerprint_distinguishes():
-    a = torch.arange(10)
-    assert fingerprint(a) == fingerprint(a.clone()) != fingerprint(a.int()) != fingerprint(a.reshape(2, 5))
-    assert fingerprint(a) != fingerprint(a.flip(0))
+def interrupt_once(monkeypatch, at_call: int):
+    "Make Trainer.record raise KeyboardInterrupt once, at its `at_call`-th call (as a Ctrl-C during that epoch would)."
+    calls, record = [0], Trainer.record
+    def flaky(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == at_call: raise KeyboardInterrupt
+        return record(self, *args, **kwargs)
+    monkeypatch.setattr(Trainer, 'record', flaky)
+
+
+def same_state(a, b): return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def without_seconds(h): return {k: v for k, v in h.items() if k != 'seconds'}
+
+
+def test_interrupted_prior_training_resumes_exactly(tmp_path, monkeypatch):
+    seqs = count_up(300)
+    cfg = PriorConfig(prior_dim=16, prior_heads=2, prior_epochs=5, prior_batch_size=32, progress=False, threads=1)
+    whole, hw = load_or_train_prior(cfg.replace(run_dir=str(tmp_path / 'a')), 'cu', seqs[:200], seqs[200:], 8, device=CPU)
+    cfg_b = cfg.replace(run_dir=str(tmp_path / 'b'))
+    with monkeypatch.context() as mp:
+        interrupt_once(mp, 3)
+        with pytest.raises(KeyboardInterrupt): load_or_train_prior(cfg_b, 'cu', seqs[:200], seqs[200:], 8, device=CPU)
+    partial = tmp_path / 'b' / 'prior' / 'cu_K8_mu_seed0.partial.safetensors'
+    assert partial.exists()
+    resumed, hr = load_or_train_prior(cfg_b, 'cu', seqs[:200], seqs[200:], 8, device=CPU)
+    assert not partial.exists() and hr['epoch'] == [1, 2, 3, 4, 5]
+    assert same_state(whole.state_dict(), resumed.state_dict()) and without_seconds(hw) == without_seconds(hr)
 
 
 # ---------------------------------------------------------------- the VQ layer and its losses
@@ -223,13 +288,13 @@ def test_vq_terms_values():
 # ---------------------------------------------------------------- fine-tunes
 def test_decoder_finetune_freezes_encoder_and_keeps_best(tiny):
     vae, data, cb = tiny
-    cfg = RunConfig(finetune_epochs=3, batch_size=16, progress=False)
+    cfg = FinetuneConfig(finetune_epochs=3, batch_size=16, progress=False)
     before = {k: v.clone() for k, v in vae.state_dict().items()}
     ft, h = finetune_through_vq(vae, cb, data, cfg, device=CPU)
     assert all(torch.equal(v, before[k]) for k, v in vae.state_dict().items())            # the input VAE is untouched
     assert all(torch.equal(v, vae.encoder.state_dict()[k]) for k, v in ft.encoder.state_dict().items())
-    assert h['val_mse'][h['best_epoch']] == min(h['val_mse']) <= h['val_mse'][0]
-    assert quantized_mse(ft, cb, data.val) == pytest.approx(min(h['val_mse']), abs=1e-7)
+    assert h['val'][h['best_epoch']] == min(h['val']) <= h['val'][0]
+    assert quantized_mse(ft, cb, data.val) == pytest.approx(min(h['val']), abs=1e-7)
     assert torch.equal(encode_tokens(ft, cb, data.test), encode_tokens(vae, cb, data.test))
     ft2, h2 = finetune_through_vq(vae, cb, data, cfg, train_encoder=True, device=CPU)
     assert h2['best_epoch'] > 0 and not torch.equal(ft2.encoder[0].weight, vae.encoder[0].weight)
@@ -245,18 +310,19 @@ def test_codes_changed():
 
 def test_finetune_stage_reuses_and_refuses(tiny, tmp_path):
     vae, data, cb = tiny
-    cfg = RunConfig(run_dir=str(tmp_path), finetune_epochs=2, batch_size=16, progress=False)
+    cfg = FinetuneConfig(run_dir=str(tmp_path), finetune_epochs=2, batch_size=16, progress=False)
     a, ha = load_or_finetune_decoder(cfg, vae, cb, data, device=CPU)
     b, hb = load_or_finetune_decoder(cfg, vae, cb, data, device=CPU)
     assert ha == hb and all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
-    path = tmp_path / 'finetune' / 'kmeans_K6_decoder.safetensors'
+    path = tmp_path / 'finetune' / 'kmeans_K6_mu_decoder.safetensors'
     assert path.exists() and path.with_suffix('.json').exists()
     other = make_codebook('kmeans', 6, seed=1).fit(grid_to_vectors(encode_means(vae, data.train)))
-    with pytest.raises(CheckpointError, match='codewords'): load_finetuned(path, finetune_settings(cfg, vae, other, False))
-    with pytest.raises(CheckpointError, match='epochs'):
-        load_finetuned(path, finetune_settings(cfg.replace(finetune_epochs=5), vae, cb, False))
+    with pytest.raises(StageError, match='codebooks'): load_or_finetune_decoder(cfg, vae, other, data, device=CPU)
+    with pytest.raises(StageError, match='finetune_epochs'): load_or_finetune_decoder(cfg.replace(finetune_epochs=5), vae, cb, data)
     j, hj = load_or_finetune(cfg, vae, cb, data, train_encoder=True, device=CPU)
-    assert (tmp_path / 'finetune' / 'kmeans_K6_encoder_decoder.safetensors').exists() and hj['train_encoder']
+    assert (tmp_path / 'finetune' / 'kmeans_K6_mu_encoder_decoder.safetensors').exists() and hj['train_encoder']
+    with pytest.raises(StageError, match='commitment'): load_or_finetune(cfg.replace(commitment=1.), vae, cb, data, train_encoder=True)
+    load_or_finetune_decoder(cfg.replace(commitment=1.), vae, cb, data, device=CPU)     # the decoder-only fine-tune ignores beta
     with pytest.raises(TypeError, match='not a codebook'): load_or_finetune_decoder(cfg, vae, 'kmeans', data)
 
 
@@ -267,15 +333,13 @@ def test_vqvae_is_a_codebook_and_refuses_bad_ids():
     logits, mu, q, tokens = m(x)
     assert logits.shape == x.shape and tokens.shape == (2, 4, 4)
     torch.testing.assert_close(q, m.decode_grid(tokens))
-    assert torch.equal(m.encode_grid(mu), tokens) and m.usage(tokens).sum() == 32
+    assert torch.equal(m.encode_grid(mu), tokens)
     with pytest.raises(ValueError, match=r'\[0, 4\]'): m.decode_grid(torch.full((1, 16), 5))
     with pytest.raises(ValueError, match=r'\[0, 4\]'): tokens_to_images(m.vae, m, torch.full((1, 4, 4), -1))
     with pytest.raises(ValueError, match='K=6 token ids'): check_prior_codebook(TransformerPrior(6), m)
 
 
-def test_usage_kmeans_init_and_restarts():
-    u = usage_stats(torch.tensor([3, 0, 3, 0]))
-    assert (u['used'], u['fraction_used']) == (2, 0.5) and u['perplexity'] == pytest.approx(2.0)
+def test_kmeans_init_and_restarts():
     m = VQVAE((1, 8, 8), latent_dim=2, hidden=8, K=2)
     pts = torch.cat([torch.randn(40, 2) * 0.01, torch.randn(40, 2) * 0.01 + 4])
     kmeans_init(m, pts)
@@ -283,22 +347,37 @@ def test_usage_kmeans_init_and_restarts():
     with torch.no_grad(): m.codewords[0] = 50.
     opt = torch.optim.Adam(m.parameters())
     m.codewords.grad = torch.ones_like(m.codewords); opt.step()
-    assert restart_dead_codes(m, torch.tensor([0, 9]), pts, torch.Generator().manual_seed(0), opt) == 1
+    assert restart_dead_codes(m, torch.tensor([0, 9]), pts, opt) == 1
     assert (m.codewords[0] - pts).norm(dim=1).min() < 1e-6
     assert opt.state[m.codewords]['exp_avg'][0].abs().max() == 0 and opt.state[m.codewords]['exp_avg'][1].abs().max() > 0
 
 
 def test_vqvae_stage(tiny, tmp_path):
     _, data, _ = tiny
-    cfg = RunConfig(run_dir=str(tmp_path), latent_dim=3, hidden=8, codebook_k=6, vqvae_epochs=10, batch_size=16, progress=False)
+    cfg = FinetuneConfig(run_dir=str(tmp_path), latent_dim=3, hidden=8, codebook_k=6, vqvae_epochs=10, batch_size=16, progress=False)
     m1, h1 = load_or_train_vqvae(cfg, data, device=CPU)
     m2, h2 = load_or_train_vqvae(cfg, data, device=CPU)
     assert h1['test'] == h2['test'] and h1['phase'][0] == 'warm-up' and h1['phase'][-1] == 'vq'
-    assert 1 <= h1['test']['used'] <= 6 and len(h1['restarts']) == 10
+    assert 1 <= h1['test']['codes_used_count'] <= 6 and len(h1['restarts']) == 10
     assert vqvae_mse(m2, data.test) == pytest.approx(h1['test']['mse'], abs=1e-7)
-    with pytest.raises(CheckpointError, match='commitment'):
-        load_vqvae(vqvae_path(tmp_path), vqvae_settings(cfg.replace(commitment=1.0), data.image_shape))
-    with pytest.raises(ValueError, match='no epoch after the warm-up'): train_vqvae(VQVAE((1, 8, 8), 3, 8, 6), data, cfg.replace(vqvae_epochs=1))
+    assert (tmp_path / 'vqvae.safetensors').exists() and (tmp_path / 'vqvae.json').exists()
+    with pytest.raises(StageError, match='commitment'): load_or_train_vqvae(cfg.replace(commitment=1.0), data, device=CPU)
+    with pytest.raises(ConfigError, match='vqvae_epochs'): cfg.replace(vqvae_epochs=1)
+
+
+def test_interrupted_vqvae_training_resumes_exactly(tiny, tmp_path, monkeypatch):
+    "Interrupted after the warm-up and k-means init, with dead-code restarts drawing random vectors: resumed == uninterrupted."
+    _, data, _ = tiny
+    cfg = FinetuneConfig(latent_dim=3, hidden=8, codebook_k=12, vqvae_epochs=6, batch_size=16, progress=False, threads=1)
+    whole, hw = load_or_train_vqvae(cfg.replace(run_dir=str(tmp_path / 'a')), data, device=CPU)
+    assert sum(hw['restarts']) > 0          # the restarts (and their randomness) are exercised
+    cfg_b = cfg.replace(run_dir=str(tmp_path / 'b'))
+    with monkeypatch.context() as mp:
+        interrupt_once(mp, 4)
+        with pytest.raises(KeyboardInterrupt): load_or_train_vqvae(cfg_b, data, device=CPU)
+    assert (tmp_path / 'b' / 'vqvae.partial.safetensors').exists()
+    resumed, hr = load_or_train_vqvae(cfg_b, data, device=CPU)
+    assert same_state(whole.state_dict(), resumed.state_dict()) and without_seconds(hw) == without_seconds(hr)
 
 
 def test_vqvae_plugs_into_the_post_hoc_helpers():
