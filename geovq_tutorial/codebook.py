@@ -15,11 +15,11 @@ import torch
 from fastcore.basics import patch_to
 
 from .core import (
-    setting, at_least, one_of, CheckpointError, STAGES, declare_stage, fingerprint, in_batches, module_device, save_checkpoint,
+    setting, at_least, one_of, CheckpointError, declare_stage, fingerprint, in_batches, module_device, save_checkpoint,
     load_checkpoint, setup_run)
 from .data import ImageSplits, load_dataset_for
-from .vae import GRID, SpatialVAE, encode_means, load_vae
-from .geometry import GeometryConfig, CELLS, LatentGraph, MIN_EDGE, attach_edges, metric_tensors
+from .vae import GRID, CELLS, SpatialVAE, encode_means, load_vae
+from .geometry import GeometryConfig, LatentGraph, MIN_EDGE, attach_edges, metric_tensors
 
 # %% auto #0
 __all__ = ['CODEBOOKS', 'DATA_FIELDS', 'METRIC_STAGE', 'CODEBOOKS_STAGE', 'METRICS', 'SUMMARY_COLUMNS', 'CodebookConfig',
@@ -490,7 +490,6 @@ def fit_codebook(vae: SpatialVAE, x: torch.Tensor | None, method: str, K: int, s
     return cb
 
 # %% ../nbs/04_codebook.ipynb #87e8e14e
-if 'vae' not in STAGES: declare_stage('vae', fields=())   # TRANSITIONAL: until chapter 02 declares its stage (remove at merge)
 DATA_FIELDS = ('dataset', 'val_fraction', 'test_fraction')
 METRIC_STAGE = declare_stage('metric', fields=DATA_FIELDS, upstream=('vae',), key='{vectors}',
                              doc='training grids and their pull-back metric tensors')
@@ -637,7 +636,7 @@ def codebook_stage(cfg: CodebookConfig, methods=None, K: int | None = None, forc
     if unknown: raise ValueError(f"unknown codebook methods {unknown}; use some of {', '.join(CODEBOOKS)}")
     device = setup_run(cfg)
     data = load_dataset_for(cfg)
-    vae = load_vae(cfg.run_dir, cfg, data.image_shape, device)   # TRANSITIONAL: load_vae(cfg, data.image_shape, device) after 02
+    vae = load_vae(cfg, data.image_shape, device)
     return {m: load_or_fit_codebook(cfg, vae, data, m, K, force=force) for m in methods}
 
 # %% ../nbs/04_codebook.ipynb #d4da7b6d

@@ -501,7 +501,10 @@ def save_state(self, state: dict):
     if self.checkpoint is None: return
     tensors = {}
     skel = flatten_state(state, tensors)
-    save_checkpoint(self.checkpoint, tensors, {'kind': 'trainer_state', 'state': skel, 'tag': self.tag})
+    try: save_checkpoint(self.checkpoint, tensors, {'kind': 'trainer_state', 'state': skel, 'tag': self.tag})
+    except OSError as e:   # a read-only or full disk: train on without checkpoints rather than lose the run
+        print(f"{self.desc}: cannot write the checkpoint {self.checkpoint} ({e.strerror}); continuing without one")
+        self.checkpoint = None
 
 # %% ../nbs/00_core.ipynb #a29bf55a
 @patch_to(Trainer)

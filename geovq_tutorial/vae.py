@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from fastcore.basics import patch_to
 
 from .core import (
-    CheckpointError, Trainer, at_least, declare_stage, in_batches, load_json, load_weights, module_device, non_negative,
-    pick_device, positive, save_json, setting, setup_run)
+    CheckpointError, Trainer, at_least, declare_stage, in_batches, load_weights, module_device, non_negative,
+    pick_device, positive, setting, setup_run)
 from .data import DataConfig, ImageSplits, load_dataset_for
 from .data import check_images as _check_pixels
 
@@ -157,7 +157,7 @@ def evaluate_vae(model: SpatialVAE, x: torch.Tensor, beta: float, batch_size: in
 
 # %% ../nbs/02_vae.ipynb #9de89fa3
 def train_vae(model: SpatialVAE, data: ImageSplits, cfg: VAEConfig, device: torch.device | None = None,
-              checkpoint: str | Path | None = None) -> dict:
+              checkpoint: str | Path | None = None, tag: dict | None = None) -> dict:
     "Train `model` on `data.train` with the ELBO, keep the best validation model; return the history (resumes from `checkpoint`)."
     for split in ('train', 'val'): model.check_images(getattr(data, split), f'{data.name} {split} images')
     model.to(device or pick_device(cfg.device))
@@ -168,7 +168,7 @@ def train_vae(model: SpatialVAE, data: ImageSplits, cfg: VAEConfig, device: torc
         v = evaluate_vae(m, data.val, cfg.beta, with_mse=False)
         return {'val': v['loss'], 'val_recon': v['recon'], 'val_kl': v['kl']}
     hist = Trainer(model, vae_loss(cfg.beta), validate, opt, cfg.epochs, cfg.batch_size, scheduler=sched,
-                   checkpoint=checkpoint, progress=cfg.progress, desc='VAE epochs').fit(data.train)
+                   checkpoint=checkpoint, tag=tag, progress=cfg.progress, desc='VAE epochs').fit(data.train)
     model.eval()
     return hist
 
@@ -181,14 +181,7 @@ VAE_STAGE = declare_stage('vae', fields=('dataset', 'val_fraction', 'test_fracti
 def vae_checkpoint(cfg: VAEConfig) -> Path | None:
     "Where a VAE training for `cfg` resumes from (`vae.partial.safetensors`); None when the run folder is not writable."
     path = VAE_STAGE.path(cfg).with_suffix('.partial.safetensors')
-    if not os.access(path.parent, os.W_OK): return None
-    tag, settings = path.with_suffix('.json'), VAE_STAGE.settings(cfg)
-    try: same = load_json(tag) == settings
-    except (FileNotFoundError, ValueError): same = False
-    if path.exists() and not same:
-        print(f"vae: {path} was left by a training with other settings; starting afresh"); path.unlink()
-    save_json(settings, tag)
-    return path
+    return path if os.access(path.parent, os.W_OK) else None
 
 # %% ../nbs/02_vae.ipynb #e0822e4d
 def _vae_from(tensors: dict, image_shape, cfg: VAEConfig, device, what: str) -> SpatialVAE:
@@ -202,8 +195,7 @@ def load_or_train_vae(cfg: VAEConfig, data: ImageSplits | None = None, force: bo
     def make():
         setup_run(cfg)       # re-seed right before training: the result does not depend on what ran before
         model, checkpoint = SpatialVAE(data.image_shape, cfg.latent_dim, cfg.hidden), vae_checkpoint(cfg)
-        hist = train_vae(model, data, cfg, device, checkpoint)
-        if checkpoint is not None: checkpoint.with_suffix('.json').unlink(missing_ok=True)
+        hist = train_vae(model, data, cfg, device, checkpoint, tag=VAE_STAGE.settings(cfg))
         return model.state_dict(), {**hist, 'test': evaluate_vae(model, data.test, cfg.beta), 'image_shape': list(data.image_shape)}
     tensors, hist = VAE_STAGE.get(cfg, make, force=force)
     return _vae_from(tensors, data.image_shape, cfg, device, str(VAE_STAGE.path(cfg))), hist

@@ -9,9 +9,10 @@ from geovq_tutorial.core import Trainer, StageError, ConfigError
 from geovq_tutorial.data import ImageSplits
 from geovq_tutorial.vae import SpatialVAE, encode_means
 from geovq_tutorial.codebook import make_codebook, grid_to_vectors
-from geovq_tutorial.prior import (check_tokens, TransformerPrior, baseline_nlls, baseline_logprobs, param_groups, token_nll,
+from geovq_tutorial.codebook import check_tokens, code_usage
+from geovq_tutorial.prior import (TransformerPrior, baseline_nlls, baseline_logprobs, param_groups, token_nll,
                                   train_prior, sample_tokens, check_sampling, sample_stats, sample_per_position,
-                                  check_prior_codebook, tokens_to_images, sample_images, load_or_train_prior, code_usage,
+                                  check_prior_codebook, tokens_to_images, sample_images, load_or_train_prior,
                                   PriorConfig, MIN_TEMPERATURE)
 from geovq_tutorial.finetune import (VQLayer, vq_terms, vq_loss, recon_loss, quantized_mse, encode_tokens,
                                      finetune_through_vq, codes_changed, load_or_finetune, load_or_finetune_decoder, VQVAE,
@@ -298,6 +299,20 @@ def test_decoder_finetune_freezes_encoder_and_keeps_best(tiny):
     assert torch.equal(encode_tokens(ft, cb, data.test), encode_tokens(vae, cb, data.test))
     ft2, h2 = finetune_through_vq(vae, cb, data, cfg, train_encoder=True, device=CPU)
     assert h2['best_epoch'] > 0 and not torch.equal(ft2.encoder[0].weight, vae.encoder[0].weight)
+
+
+@pytest.mark.parametrize('train_encoder', [False, True])
+def test_interrupted_finetune_resumes_exactly(tiny, tmp_path, monkeypatch, train_encoder):
+    vae, data, cb = tiny
+    cfg = FinetuneConfig(finetune_epochs=4, batch_size=16, progress=False, threads=1)
+    whole, hw = load_or_finetune(cfg.replace(run_dir=str(tmp_path / 'a')), vae, cb, data, train_encoder, device=CPU)
+    cfg_b = cfg.replace(run_dir=str(tmp_path / 'b'))
+    with monkeypatch.context() as mp:
+        interrupt_once(mp, 4)            # record calls: epoch 0 (the untouched VAE), 1, 2, then Ctrl-C during epoch 3
+        with pytest.raises(KeyboardInterrupt): load_or_finetune(cfg_b, vae, cb, data, train_encoder, device=CPU)
+    assert list((tmp_path / 'b' / 'finetune').glob('*.partial.safetensors'))
+    resumed, hr = load_or_finetune(cfg_b, vae, cb, data, train_encoder, device=CPU)
+    assert same_state(whole.state_dict(), resumed.state_dict()) and without_seconds(hw) == without_seconds(hr)
 
 
 def test_codes_changed():
