@@ -28,7 +28,7 @@ from .codebook import METRICS
 from .evaluate import (EvalConfig, evaluate_seeds, seed_config, results_table, check_targets, TABLE_COLUMNS,
                                      VARIANT_LABELS, load_evaluation_samples)
 
-importlib.import_module('geovq_tutorial.explore')   # declares the 'projection' stage: part of a run folder too
+_explore = importlib.import_module('geovq_tutorial.explore')   # declares the 'projection' stage: part of a run folder too
 
 # %% auto #0
 __all__ = ['WRITE_ERRORS', 'RunConfig', 'stage_table', 'seed_folders', 'read_config', 'cannot_write', 'check_run_dir',
