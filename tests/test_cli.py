@@ -1,46 +1,162 @@
-"The installed `geovq` console script: help for every option, clear errors with exit status 2."
+"""The installed `geovq` console script: options grouped by section with each default once, `--version`, progress bars only on
+a terminal, closing lines that work as printed, and every bad input (issue 13) refused before any work with one line and exit
+status 2."""
+import errno
+import os
+import re
+import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import fields
 from pathlib import Path
 
-from geovq_tutorial._legacy_core import RunConfig
+import pytest
+
+from geovq_tutorial import __version__, cli, pipeline
+from geovq_tutorial.core import STAGES, stage_order
+from geovq_tutorial.pipeline import RunConfig
 
 GEOVQ = str(Path(sys.executable).parent / 'geovq')
+TINY_VAE = ['--epochs', '1', '--hidden', '8']
 
 
-def _run(*args, **kw):
-    return subprocess.run([GEOVQ, *args], capture_output=True, text=True, **kw)
+def _run(*args, env=None, **kw):
+    env = {**os.environ, 'PYTHONPATH': str(Path(__file__).resolve().parents[1]), **(env or {})}
+    return subprocess.run([GEOVQ, *map(str, args)], capture_output=True, text=True, env=env, **kw)
 
 
-def test_help_explains_every_option():
+def refused(capsys, *args) -> str:
+    "Run `geovq args` in-process; assert it was refused with one line and exit status 2; return that line."
+    assert cli.main([*map(str, args)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f'geovq {args[0]}: error: '), err
+    return err
+
+
+def test_help_groups_options_by_section_and_prints_each_default_once():
     out = _run('run', '--help').stdout
     for f in fields(RunConfig):
         assert '--' + f.name.replace('_', '-') in out, f.name
-    assert 'epochs' in _run('train-vae', '--help').stdout
+    assert 'VAEConfig settings' in out and 'PriorConfig settings' in out and 'examples:' in out
+    flat = ' '.join(out.split())
+    assert not re.search(r'\(default: [^)]*\) \(default:', flat), 'a default printed twice'
+    assert flat.count("(default: 'runs/digits')") == 1
+    assert all(n in flat for n in stage_order()), '--force names the declared stages'
+    vae_help = _run('train-vae', '--help').stdout
+    assert '--epochs' in vae_help and '--prior-epochs' not in vae_help
+
+
+def test_version():
+    res = _run('--version')
+    assert res.returncode == 0 and res.stdout.strip() == f'geovq {__version__}'
+
+
+def test_force_choices_are_the_declared_stages(capsys):
+    with pytest.raises(SystemExit) as e: cli.main(['run', '--force', 'report'])
+    assert e.value.code == 2 and 'invalid choice' in capsys.readouterr().err
+    assert 'vqvae' not in pipeline.downstream_of(['vae']), 'forcing the VAE keeps the VQ-VAE'
 
 
 def test_unknown_dataset_is_a_clear_error(tmp_path):
-    res = _run('train-vae', '--run-dir', str(tmp_path / 'r'), '--dataset', 'imagenet')
-    assert res.returncode == 2 and 'choose one of: digits' in res.stderr
+    res = _run('train-vae', '--run-dir', tmp_path / 'r', '--dataset', 'imagenet')
+    assert res.returncode == 2 and 'digits' in res.stderr and 'Traceback' not in res.stderr
     assert not (tmp_path / 'r').exists(), 'nothing is written for a run that cannot start'
 
 
 def test_missing_torchvision_data_offline_names_the_files(tmp_path):
-    res = _run('train-vae', '--run-dir', str(tmp_path / 'r'), '--dataset', 'fashion_mnist', '--data-root', str(tmp_path / 'd'),
-               '--no-download')
+    res = _run('train-vae', '--run-dir', tmp_path / 'r', '--dataset', 'fashion_mnist', '--data-root', tmp_path / 'd', '--no-download')
     assert res.returncode == 2
     assert str(tmp_path / 'd' / 'FashionMNIST' / 'raw') in res.stderr and 'train-images-idx3-ubyte' in res.stderr
+    assert not (tmp_path / 'r').exists()
 
 
-def test_invalid_value_and_mismatched_checkpoint(tmp_path):
+def test_invalid_value_mismatched_checkpoint_and_closing_lines(tmp_path):
     res = _run('train-vae', '--beta', '-1')
     assert res.returncode == 2 and 'config.beta' in res.stderr
-    run = str(tmp_path / 'r')
-    ok = _run('train-vae', '--run-dir', run, '--epochs', '1', '--hidden', '8', '--no-progress')
+    run = tmp_path / 'r'
+    ok = _run('train-vae', '--run-dir', run, *TINY_VAE, '--no-progress')
     assert ok.returncode == 0, ok.stderr
-    assert 'Run folder' in ok.stdout and 'jupyter lab' in ok.stdout
+    assert f'Run folder: {run.absolute()}' in ok.stdout and str(STAGES['vae'].path(RunConfig(run_dir=str(run))).absolute()) in ok.stdout
+    hint = ok.stdout.split('Next: read the chapters in JupyterLab:')[1].split()      # a command that works as printed
+    exe, notebook = Path(shlex.split(' '.join(hint))[0]), Path(shlex.split(' '.join(hint))[-1])
+    assert exe.is_absolute() and os.access(exe, os.X_OK) and notebook.is_absolute() and notebook.is_file(), hint
     bad = _run('train-vae', '--run-dir', run, '--epochs', '1', '--hidden', '16', '--no-progress')
-    assert bad.returncode == 2 and 'hidden' in bad.stderr and '--force' in bad.stderr
+    assert bad.returncode == 2 and 'hidden' in bad.stderr and '--force' in bad.stderr and 'Traceback' not in bad.stderr
     forced = _run('train-vae', '--run-dir', run, '--epochs', '1', '--hidden', '16', '--no-progress', '--force')
     assert forced.returncode == 0, forced.stderr
+
+
+def test_progress_bars_only_on_a_terminal_unless_asked(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != 'GEOVQ_PROGRESS'}
+    quiet = subprocess.run([GEOVQ, 'train-vae', '--run-dir', str(tmp_path / 'a'), *TINY_VAE], capture_output=True, text=True, env=env)
+    assert quiet.returncode == 0 and '%|' not in quiet.stderr + quiet.stdout, 'stdout is not a terminal: no bars'
+    shown = subprocess.run([GEOVQ, 'train-vae', '--run-dir', str(tmp_path / 'b'), *TINY_VAE, '--progress'], capture_output=True,
+                           text=True, env=env)
+    assert shown.returncode == 0 and '%|' in shown.stderr, '--progress forces them on'
+
+
+BAD_CONFIGS = {'number': (b'5', 'holds a JSON number (5)'), 'null': (b'null', 'holds a JSON null'),
+               'list': (b'[1, 2]', 'holds a JSON list ([1, 2])'), 'string': (b'"abc"', 'holds a JSON string ("abc")'),
+               'not-utf8': (b'\xff\xfe{"epochs": 1}', 'is not a UTF-8 text file'), 'malformed': (b'{"epochs": 1,', 'is not valid JSON'),
+               'unknown-keys': (b'{"epochs": 1, "epoch": 2, "lr_max": 3}', "unknown setting(s) ['epoch', 'lr_max']")}
+
+
+@pytest.mark.parametrize('case', BAD_CONFIGS)
+def test_bad_config_file(tmp_path, capsys, case):
+    content, says = BAD_CONFIGS[case]
+    path = tmp_path / 'config.json'; path.write_bytes(content)
+    err = refused(capsys, 'run', '--config', path, '--run-dir', tmp_path / 'r')
+    assert says in err and str(path) in err and 'delete' not in err.lower(), err
+    assert not (tmp_path / 'r').exists()
+
+
+def test_config_that_is_a_folder(tmp_path, capsys):
+    err = refused(capsys, 'run', '--config', tmp_path)
+    assert 'is a folder' in err and 'config.json' in err
+
+
+def test_bad_config_file_without_traceback(tmp_path):
+    (tmp_path / 'c.json').write_text('"abc"')
+    res = _run('run', '--config', tmp_path / 'c.json')
+    assert res.returncode == 2 and 'Traceback' not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_run_dir_that_is_a_file_or_under_one(tmp_path, capsys):
+    (tmp_path / 'f').write_text('x')
+    assert 'is a file, not a folder' in refused(capsys, 'run', '--run-dir', tmp_path / 'f')
+    assert f"{tmp_path / 'f'} is a file" in refused(capsys, 'train-vae', '--run-dir', tmp_path / 'f' / 'run')
+    assert 'is not a folder' in refused(capsys, 'report', '--run-dir', tmp_path / 'f')
+
+
+def test_run_dir_on_a_read_only_file_system():
+    from test_stages import read_only                  # tests/ is on sys.path (no package)
+    folder = Path(tempfile.mkdtemp(prefix='geovq-ro-')); folder.chmod(0o755)
+    env = {'MPLCONFIGDIR': tempfile.mkdtemp(), 'GEOVQ_PROGRESS': '0'}; Path(env['MPLCONFIGDIR']).chmod(0o777)
+    try:
+        with read_only(folder) as preexec: res = _run('train-vae', '--run-dir', folder / 'run', *TINY_VAE, env=env, preexec_fn=preexec)
+        assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert 'read-only file system' in res.stderr or 'not writable' in res.stderr
+        assert list(folder.iterdir()) == []
+    finally: shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_run_dir_on_a_full_file_system(tmp_path, capsys, monkeypatch):
+    def full(*a, **k): raise OSError(errno.ENOSPC, 'No space left on device')
+    monkeypatch.setattr(pipeline.tempfile, 'NamedTemporaryFile', full)
+    assert 'full file system' in refused(capsys, 'run', '--run-dir', tmp_path / 'r')
+    monkeypatch.undo()
+    def fills_up(cfg, force=()): raise OSError(errno.ENOSPC, 'No space left on device', str(Path(cfg.run_dir) / 'vae.safetensors'))
+    monkeypatch.setattr(cli, 'run_pipeline', fills_up)              # the disk fills up during the run
+    err = refused(capsys, 'run', '--run-dir', tmp_path / 'r')
+    assert 'vae.safetensors' in err and 'free some space' in err and 'same command continues' in err
+
+
+@pytest.mark.parametrize('option', [['--top-k', '1000'], ['--temperature', '1e-39']])
+def test_sampling_settings_refused_at_validation(tmp_path, capsys, monkeypatch, option):
+    def no_work(*a, **k): raise AssertionError(f'{option} must be refused at validation, before any work')
+    monkeypatch.setattr(cli, 'run_pipeline', no_work)
+    err = refused(capsys, 'run', '--run-dir', tmp_path / 'r', *option)
+    assert option[0].lstrip('-').replace('-', '_') in err
+    assert not (tmp_path / 'r').exists()
