@@ -25,15 +25,15 @@ ROOT = Path(__file__).resolve().parents[1]
 def measure(method: str, K: int, threads: int, seed: int) -> dict:
     "One measurement, in this (fresh) process: fit `method` with K codewords on the training mu vectors."
     import tracemalloc
-    import numpy as np
     import torch
     from threadpoolctl import threadpool_limits
     torch.set_num_threads(threads)
     from geovq_tutorial.vae import tutorial_config, load_or_train_vae, encode_means
+    from geovq_tutorial.codebook import CodebookConfig
     from geovq_tutorial.data import load_dataset_for
     from geovq_tutorial.codebook import grid_to_vectors, KMeansCodebook, GeodesicCodebook
     from geovq_tutorial.geometry import metric_tensors
-    cfg = tutorial_config(threads=threads, progress=False)
+    cfg = tutorial_config(CodebookConfig, threads=threads, progress=False)
     data = load_dataset_for(cfg)
     vae, _ = load_or_train_vae(cfg, data)
     vae = vae.cpu().eval()

@@ -10,7 +10,6 @@ UMAP); those one-off times are reported separately and are not interaction times
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -26,6 +25,7 @@ import torch
 from geovq_tutorial.core import setup_run, save_json
 from geovq_tutorial.data import load_dataset_for
 from geovq_tutorial.vae import tutorial_config
+from geovq_tutorial.evaluate import EvalConfig
 from geovq_tutorial import explore as E
 
 BUDGET_S = 0.5
@@ -37,12 +37,12 @@ def main(argv=None):
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--out', default=str(ROOT / 'bench' / 'results' / 'explore.json'))
     args = ap.parse_args(argv)
-    cfg = tutorial_config(threads=args.threads, progress=False)
+    cfg = tutorial_config(EvalConfig, threads=args.threads, progress=False)
     device = setup_run(cfg)
     setup = {}
     t = time.perf_counter(); data = load_dataset_for(cfg)
     vae, inputs = E.load_explore_inputs(cfg, data, device=device); setup['load VAE, codebooks, prepare inputs'] = time.perf_counter() - t
-    t = time.perf_counter(); projections = E.load_projections(cfg, inputs); setup['projections (PCA + UMAP, cached)'] = time.perf_counter() - t
+    t = time.perf_counter(); projections = E.load_projections(cfg, vae, inputs); setup['projections (PCA + UMAP, cached)'] = time.perf_counter() - t
     t = time.perf_counter(); geodesic = E.geodesic_path_for(cfg, vae, inputs); setup['geodesic graph'] = time.perf_counter() - t
     sources = None
     if hasattr(E, 'load_sample_sources'):

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from geovq_tutorial.core import RunConfig, seed_everything, set_threads
+from geovq_tutorial.core import seed_everything, set_threads
 from geovq_tutorial.data import load_dataset
-from geovq_tutorial.vae import SpatialVAE, elbo_terms, load_or_train_vae, train_vae
+from geovq_tutorial.vae import VAEConfig, SpatialVAE, elbo_terms, load_or_train_vae, train_vae
 
 
 def bare_loop(data, cfg):
@@ -46,7 +46,7 @@ def package_trainer(data, cfg, tmp):
     seed_everything(cfg.seed)
     model = SpatialVAE(data.image_shape, cfg.latent_dim, cfg.hidden)
     t0 = time.perf_counter()
-    train_vae(model, data, cfg, torch.device('cpu'), checkpoint=Path(tmp) / 'bench.safetensors')
+    train_vae(model, data, cfg, torch.device('cpu'), checkpoint=Path(tmp) / 'bench.partial.safetensors')
     return time.perf_counter() - t0
 
 
@@ -63,7 +63,7 @@ def main():
                'torch': torch.__version__}
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = RunConfig(run_dir=str(Path(tmp) / 'run'), progress=False, threads=args.threads, device='cpu')
+        cfg = VAEConfig(run_dir=str(Path(tmp) / 'run'), progress=False, threads=args.threads, device='cpu')
         t0 = time.perf_counter()
         _, hist = load_or_train_vae(cfg, data)
         results['default'] = {'wall_seconds': time.perf_counter() - t0, 'train_seconds': hist['seconds'][-1],

@@ -27,7 +27,7 @@ __all__ = ['CODEBOOKS', 'DATA_FIELDS', 'METRIC_STAGE', 'CODEBOOKS_STAGE', 'METRI
            'KMeansCodebook', 'kmedoids_init', 'kmedoids', 'subsample_indices', 'EuclideanKMedoidsCodebook',
            'GeodesicCodebook', 'make_codebook', 'codebook_params', 'training_grids', 'fit_codebook', 'training_metric',
            'load_or_fit_codebook', 'psnr_from_mse', 'GeodesicReference', 'evaluate_codebook', 'compare_codebooks',
-           'summarize', 'codebook_stage', 'vae_fingerprint']
+           'summarize', 'codebook_stage']
 
 # %% ../nbs/04_codebook.ipynb #86096d83
 @dataclass
@@ -638,8 +638,3 @@ def codebook_stage(cfg: CodebookConfig, methods=None, K: int | None = None, forc
     data = load_dataset_for(cfg)
     vae = load_vae(cfg, data.image_shape, device)
     return {m: load_or_fit_codebook(cfg, vae, data, m, K, force=force) for m in methods}
-
-# %% ../nbs/04_codebook.ipynb #d4da7b6d
-def vae_fingerprint(vae: SpatialVAE) -> str:
-    "Deprecated: use `fingerprint(vae)` from core (kept only until the explore chapter is converted)."
-    return fingerprint(vae)

@@ -25,7 +25,7 @@ from .data import check_images as _check_pixels
 # %% auto #0
 __all__ = ['GRID', 'CELLS', 'VAE_STAGE', 'VAEConfig', 'grid_downsamplings', 'SpatialVAE', 'ELBOTerms', 'elbo_terms', 'vae_loss',
            'evaluate_vae', 'train_vae', 'vae_checkpoint', 'load_or_train_vae', 'load_vae', 'encode_means',
-           'vae_settings', 'tutorial_config', 'chapter_setup']
+           'tutorial_config', 'chapter_setup']
 
 # %% ../nbs/02_vae.ipynb #d62e294b
 @dataclass
@@ -214,11 +214,6 @@ def encode_means(model: SpatialVAE, x: torch.Tensor, batch_size: int = 1024) -> 
     "The encoder means mu [N, D, 4, 4] of images `x`, computed in batches without gradients (on CPU)."
     model.eval()
     return in_batches(lambda xb: model.encode(xb)[0], x, batch_size, module_device(model))
-
-# %% ../nbs/02_vae.ipynb #00ca807d
-def vae_settings(cfg: VAEConfig, image_shape=None) -> dict:
-    "The VAE stage's settings record for `cfg` (kept for chapters that still import it; use `VAE_STAGE.settings`)."
-    return VAE_STAGE.settings(cfg)
 
 # %% ../nbs/02_vae.ipynb #97c220cf
 def tutorial_config(cls=VAEConfig, **changes):

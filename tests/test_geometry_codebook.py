@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st, HealthCheck
+from hypothesis import given, strategies as st
 
 from geovq_tutorial.vae import SpatialVAE
 from geovq_tutorial.geometry import (LatentGraph, GraphError, metric_tensors, segment_lengths, metric_edge_lengths,
@@ -10,15 +10,7 @@ from geovq_tutorial.geometry import (LatentGraph, GraphError, metric_tensors, se
 from geovq_tutorial.codebook import grid_to_vectors, GeodesicCodebook
 
 torch.set_num_threads(1)
-FEW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def random_problem(seed, n, d):
-    "Random vectors [n, d] with random positive definite metric tensors [n, d, d]."
-    g = torch.Generator().manual_seed(seed)
-    v = torch.randn(n, d, generator=g)
-    a = torch.randn(n, d, d, generator=g)
-    return v, a @ a.transpose(1, 2) + 0.05 * torch.eye(d)
+from helpers import FEW, random_problem
 
 
 # ---------------------------------------------------------------- graph distances

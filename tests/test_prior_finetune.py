@@ -14,9 +14,9 @@ from geovq_tutorial.prior import (TransformerPrior, baseline_nlls, baseline_logp
                                   train_prior, sample_tokens, check_sampling, sample_stats, sample_per_position,
                                   check_prior_codebook, tokens_to_images, sample_images, load_or_train_prior,
                                   PriorConfig, MIN_TEMPERATURE)
-from geovq_tutorial.finetune import (VQLayer, vq_terms, vq_loss, recon_loss, quantized_mse, encode_tokens,
+from geovq_tutorial.finetune import (VQLayer, vq_terms, vq_loss, quantized_mse, encode_tokens,
                                      finetune_through_vq, codes_changed, load_or_finetune, load_or_finetune_decoder, VQVAE,
-                                     kmeans_init, restart_dead_codes, vqvae_mse, train_vqvae, load_or_train_vqvae,
+                                     kmeans_init, restart_dead_codes, vqvae_mse, load_or_train_vqvae,
                                      FinetuneConfig)
 
 torch.set_num_threads(1)
