@@ -17,7 +17,7 @@ from fastcore.basics import patch_to
 from plotly.subplots import make_subplots
 
 from .core import declare_stage, STAGES, fingerprint, module_device
-from .vae import GRID, SpatialVAE, encode_means
+from .vae import GRID, CELLS, SpatialVAE, encode_means
 from .codebook import grid_to_vectors
 from .finetune import FinetuneConfig
 
@@ -119,9 +119,9 @@ def n_images(self) -> int: return len(self.images)
 @patch_to(ExploreInputs)
 def locate(self, v: int) -> tuple[int, int, int]:
     "(image, row, col) of vector `v`."
-    if not 0 <= v < self.n_images * GRID * GRID:
-        raise IndexError(f"vector index {v} is out of range [0, {self.n_images * GRID * GRID})")
-    b, c = divmod(int(v), GRID * GRID)
+    if not 0 <= v < self.n_images * CELLS:
+        raise IndexError(f"vector index {v} is out of range [0, {self.n_images * CELLS})")
+    b, c = divmod(int(v), CELLS)
     return b, c // GRID, c % GRID
 
 # %% ../nbs/08_explore.ipynb #ec1ff6bb
@@ -167,7 +167,7 @@ def cell_patches(images: torch.Tensor, margin: int = 1) -> torch.Tensor:
     padded[:, :, margin * s: margin * s + H, margin * s: margin * s + W_] = images
     size = (2 * margin + 1) * s
     crops = padded.unfold(2, size, s).unfold(3, size, s)                 # [N, C, 4, 4, size, size]
-    return crops.permute(0, 2, 3, 1, 4, 5).reshape(N * GRID * GRID, C, size, size).contiguous()
+    return crops.permute(0, 2, 3, 1, 4, 5).reshape(N * CELLS, C, size, size).contiguous()
 
 # %% ../nbs/08_explore.ipynb #4834d0eb
 def _image_trace(img: torch.Tensor, **kw):
@@ -253,8 +253,8 @@ class LatentManifoldExplorer(Explorer):
         if color_by not in COLOR_MODES: raise ValueError(f"color_by must be one of {COLOR_MODES}; got {color_by!r}")
         projection = projection or list(projections)[-1]
         if projection not in projections: raise ValueError(f"unknown projection {projection!r}; have {list(projections)}")
-        self._cell = torch.arange(n) % (GRID * GRID)
-        self._label = inputs.labels.repeat_interleave(GRID * GRID)
+        self._cell = torch.arange(n) % CELLS
+        self._label = inputs.labels.repeat_interleave(CELLS)
         self._placed = {(p, c): pr.place(inputs.codebooks[c].codewords.float()).numpy()
                         for p, pr in self.projections.items() for c in names}          # codeword positions, precomputed
         self.codebook = W.ToggleButtons(options=names, value=codebook, description='codebook')
@@ -684,7 +684,7 @@ def __call__(self, a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor
     "Latent grids [steps, D, 4, 4] from grid `a` to grid `b` [D, 4, 4], cell by cell along graph geodesics."
     if steps < 2: raise ValueError(f"a path needs at least 2 steps; got {steps}")
     va, vb = grid_to_vectors(a[None]), grid_to_vectors(b[None])
-    cells = [self.polyline(self.node(va[c]), self.node(vb[c]), steps)[0] for c in range(GRID * GRID)]
+    cells = [self.polyline(self.node(va[c]), self.node(vb[c]), steps)[0] for c in range(CELLS)]
     return torch.stack(cells, 1).reshape(steps, GRID, GRID, -1).permute(0, 3, 1, 2).contiguous()
 
 # %% ../nbs/08_explore.ipynb #dd59ebf9
