@@ -249,7 +249,7 @@ def test_readme_is_generated_from_index_notebook(repo):
     text = (repo / 'README.md').read_text()
     assert re.search(r'\| continuous VAE \| \d+ \| \d\.\d{4}', text), \
         'the results excerpt is missing: execute nbs/index.ipynb so its output is saved'
-    assert re.search(r'\| post-hoc geodesic k-medoids \| 3 \| \d\.\d{4} ± ', text), \
+    assert re.search(r"\| post-hoc geodesic \| 3 \| \d\.\d{4} ± ", text), \
         'the README should show the 3-seed table: run `geovq run`, then execute nbs/index.ipynb'
 
 
