@@ -17,7 +17,7 @@ import re
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, ExitStack
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -266,11 +266,11 @@ def settings(self, cfg, upstream: Mapping[str, Any] | None = None, **key) -> dic
             'upstream': {u: (v if isinstance(v, str) else fingerprint(v)) for u, v in sorted(upstream.items())}}
 
 # %% ../nbs/00_core.ipynb #0043af22
-def differences(stored: Mapping, expected: Mapping) -> list[str]:
-    "One line per setting whose stored value differs from the expected one."
+def differences(stored: Mapping, expected: Mapping, upstream: bool = True) -> list[str]:
+    "One line per setting whose stored value differs from the expected one (and per upstream artifact, if `upstream`)."
     out = [f"{k}: stored {stored.get(k, '<missing>')!r}, now {v!r}" for k, v in expected.items() if k != 'upstream' and stored.get(k) != v]
     su, eu = stored.get('upstream', {}), expected.get('upstream', {})
-    return out + [f"made from another {u} artifact" for u in eu if su.get(u) != eu[u]]
+    return out + [f"made from another {u} artifact" for u in eu if upstream and su.get(u) != eu[u]]
 
 @patch_to(Stage)
 def refusal(self, path: Path, diff: list[str]) -> StageError:
@@ -320,15 +320,14 @@ def get(self, cfg, make: Callable[[], tuple[dict, dict]], upstream=None, force: 
     "The artifact's (tensors, sidecar): stored if it matches (see `find`), else made by `make()` and saved."
     absent = not self.path(cfg, **key).exists()
     if not force and (found := self.find(cfg, upstream, **key)) is not None: return found
-    try: lock = stage_lock(cfg, self.name); lock.__enter__()
-    except OSError as e: lock = None; print(f"{self.name}: {cfg.run_dir} is not writable ({e.strerror}); the result will not be saved")
-    try:   # another process may have made it while we waited for the lock
-        if lock and absent and not force and (found := self.find(cfg, upstream, **key)) is not None: return found
+    with ExitStack() as stack:
+        try: stack.enter_context(stage_lock(cfg, self.name)); locked = True
+        except OSError as e: locked = False; print(f"{self.name}: {cfg.run_dir} is not writable ({e.strerror}); the result will not be saved")
+        # another process may have made it while we waited for the lock
+        if locked and absent and not force and (found := self.find(cfg, upstream, **key)) is not None: return found
         tensors, info = make()
-        if lock: self.save(cfg, tensors, info, upstream, **key)
+        if locked: self.save(cfg, tensors, info, upstream, **key)
         return tensors, info
-    finally:
-        if lock: lock.__exit__(None, None, None)
 
 # %% ../nbs/00_core.ipynb #8200ed95
 def stage_order(names: Iterable[str] | None = None) -> list[str]:
@@ -367,7 +366,7 @@ def stored_conflicts(self, cfg) -> list[str]:
         except CheckpointError: continue      # damaged: made again when needed
         keyed = [k for k in _key_names(self.key) if k in self.fields]
         if any(stored.get(k) != getattr(cfg, k) for k in keyed): continue    # another artifact of the stage (other K, ...)
-        diff = [d for d in differences(stored, self.settings(cfg, {u: '' for u in self.upstream})) if not d.startswith('made from')]
+        diff = differences(stored, self.settings(cfg, {u: '' for u in self.upstream}), upstream=False)
         diff = [d for d in diff if d.split(':')[0] in self.fields]
         if diff: out.append(str(self.refusal(p, diff)))
     return out
