@@ -1,47 +1,66 @@
 """Benchmark of README command 1: the whole pipeline (`geovq run`, default configuration, bundled digits) from an empty
-run folder, timed end to end, with the time of each stage of each seed from the run's metrics.json.
-Reach: <= 3 minutes on the project's 2-core machine.
+run folder, timed end to end, side by side with an earlier version of the code (issue 13: >= 1.6x faster than the code of
+ba39352, which took 237 s on a quiet 2-core machine).
 
-    python bench/bench_pipeline.py [--run-dir DIR] [-- extra geovq run options]
+    python bench/bench_pipeline.py [--baseline REF] [--repeats N] [-- extra geovq run options]
 
-The run folder is deleted first if it exists (default: a temporary folder). Writes bench/results/pipeline.json.
+Each repeat runs the baseline (the package as of git REF, checked out into a temporary worktree and imported from there by
+this same Python) and the current code, alternately, each into a fresh run folder, so that machine noise hits both alike.
+Reported: every wall time, the medians and their ratio. Writes bench/results/pipeline.json.
 """
 import argparse
 import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+CLI = 'import sys; from geovq_tutorial.cli import main; sys.exit(main())'
+
+
+def timed_run(src: Path, run_dir: Path, extra) -> float:
+    "Wall seconds of `geovq run` with the package imported from `src`, into the fresh folder `run_dir`."
+    if run_dir.exists(): shutil.rmtree(run_dir)
+    env = {**os.environ, 'GEOVQ_PROGRESS': '0', 'PYTHONPATH': str(src)}
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, '-c', CLI, 'run', '--run-dir', str(run_dir), *extra], capture_output=True, text=True,
+                          env=env, cwd=src)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        print(proc.stdout[-3000:], proc.stderr[-3000:]); raise SystemExit(f'geovq run from {src} failed ({proc.returncode})')
+    return wall
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--run-dir', default=None, help='run folder to (re)create; default a temporary folder')
-    ap.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'pipeline.json'))
-    ap.add_argument('extra', nargs='*', help='further options for geovq run')
+    ap.add_argument('--baseline', default='ba39352', help='git ref of the code to compare with (default: ba39352)')
+    ap.add_argument('--repeats', type=int, default=2)
+    ap.add_argument('--out', default=str(ROOT / 'bench' / 'results' / 'pipeline.json'))
+    ap.add_argument('extra', nargs='*', help='further options for geovq run (given to both versions)')
     args = ap.parse_args()
-    run_dir = Path(args.run_dir or tempfile.mkdtemp()) / ('' if args.run_dir else 'run')
-    if run_dir.exists(): shutil.rmtree(run_dir)
-    geovq = str(Path(sys.executable).parent / 'geovq')
-    cmd = [geovq, 'run', '--run-dir', str(run_dir), '--no-progress', *args.extra]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'GEOVQ_PROGRESS': '0'})
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        print(proc.stdout[-3000:], proc.stderr[-3000:]); raise SystemExit(f'geovq run failed ({proc.returncode})')
-    metrics = json.loads((run_dir / 'metrics.json').read_text())
-    res = {'command': ' '.join(cmd), 'wall_seconds': wall, 'cpu': platform.processor() or platform.machine(),
-           'cores': os.cpu_count(), 'per_seed': [{k: s[k] for k in ('seed', 'seconds', 'timings', 'device')} for s in metrics['per_seed']],
-           'targets': metrics['targets']}
-    print(f"geovq run (whole pipeline, {len(metrics['per_seed'])} seeds): {wall:.1f} s wall (reach: <= 180 s)")
-    for s in res['per_seed']:
-        print(f"  seed {s['seed']}: {s['seconds']:.1f} s  " + ', '.join(f"{k} {v:.1f}" for k, v in s['timings'].items()))
-    for t in metrics['targets']:
-        print(f"  {'met    ' if t['met'] else 'NOT met'} {t['target']}: {t['value']}")
+    tmp = Path(tempfile.mkdtemp())
+    base_src = tmp / 'baseline'
+    subprocess.run(['git', 'worktree', 'add', '--detach', str(base_src), args.baseline], cwd=ROOT, check=True, capture_output=True)
+    times = {'baseline': [], 'current': []}
+    try:
+        for r in range(args.repeats):
+            for arm, src in (('baseline', base_src), ('current', ROOT)):
+                times[arm].append(timed_run(src, tmp / f'{arm}{r}', args.extra))
+                print(f"repeat {r}: {arm:8} {times[arm][-1]:.1f} s", flush=True)
+    finally:
+        subprocess.run(['git', 'worktree', 'remove', '--force', str(base_src)], cwd=ROOT, capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    res = {'baseline_ref': args.baseline, 'extra': args.extra, 'cpu': platform.processor() or platform.machine(),
+           'cores': os.cpu_count(), 'seconds': times, 'median_seconds': med, 'speedup': med['baseline'] / med['current']}
+    print(f"geovq run: baseline {med['baseline']:.1f} s, current {med['current']:.1f} s (medians of {args.repeats}) -> "
+          f"{res['speedup']:.2f}x (reach: >= 1.6x)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=2) + '\n')
 

@@ -17,6 +17,8 @@ import re
 import sys
 import tempfile
 import time
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, wait, FIRST_COMPLETED
 from contextlib import contextmanager, ExitStack
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -31,8 +33,9 @@ __all__ = ['STAGES', 'ConfigError', 'setting', 'at_least', 'positive', 'non_nega
            'atomic_path', 'save_json', 'load_json', 'CheckpointError', 'save_checkpoint', 'read_meta',
            'load_checkpoint', 'load_weights', 'fingerprint', 'StageError', 'Stage', 'declare_stage', 'differences',
            'stage_lock', 'stage_order', 'downstream_of', 'seed_everything', 'pick_device', 'set_threads', 'setup_run',
-           'module_device', 'batches', 'in_batches', 'progress', 'Trainer', 'flatten_state', 'unflatten_state',
-           'format_table', 'config_sections', 'add_config_arguments', 'config_from_arguments']
+           'module_device', 'Job', 'spawnable', 'job_order', 'run_jobs', 'batches', 'in_batches', 'progress', 'Trainer',
+           'flatten_state', 'unflatten_state', 'format_table', 'config_sections', 'add_config_arguments',
+           'config_from_arguments']
 
 # %% ../nbs/00_core.ipynb #1e17c96e
 class ConfigError(ValueError):
@@ -401,6 +404,47 @@ def setup_run(cfg) -> torch.device:
 def module_device(model: torch.nn.Module) -> torch.device:
     "The device a model's parameters live on (CPU for a model without parameters)."
     return next((p.device for p in model.parameters()), torch.device('cpu'))
+
+# %% ../nbs/00_core.ipynb #b2ea2767
+@dataclass
+class Job:
+    "One piece of work for `run_jobs`: `fn(*args)`, started once the jobs named in `after` have finished."
+    name: str
+    fn: Callable
+    args: tuple = ()
+    after: tuple[str, ...] = ()
+
+def spawnable(job: Job) -> bool:
+    "Whether a spawned worker can import `job`'s function and arguments (not so for what a notebook defines in `__main__`)."
+    return all(getattr(o, '__module__', None) != '__main__' for o in (job.fn, *map(type, job.args)))
+
+def job_order(jobs: list[Job]) -> list[Job]:
+    "`jobs` in an order where each comes after the jobs it waits for (list order otherwise); ValueError on a bad graph."
+    by_name, out = {j.name: j for j in jobs}, []
+    if len(by_name) < len(jobs): raise ValueError(f"job names repeat: {[j.name for j in jobs]}")
+    if bad := [(j.name, a) for j in jobs for a in j.after if a not in by_name]: raise ValueError(f"jobs wait for unknown jobs: {bad}")
+    while len(out) < len(jobs):
+        ready = [j for j in jobs if j not in out and all(by_name[a] in out for a in j.after)]
+        if not ready: raise ValueError(f"jobs wait for each other in a cycle: {[j.name for j in jobs if j not in out]}")
+        out.append(ready[0])
+    return out
+
+# %% ../nbs/00_core.ipynb #2aa64c73
+def run_jobs(jobs: list[Job], workers: int = 1) -> dict:
+    """Run `jobs` (see `Job`), `workers` at a time in spawned worker processes of `cpu_count // workers` torch threads each;
+    `workers=1`, or jobs a worker could not import (see `spawnable`), run here, one after another. Returns {name: result}; the first job to fail raises its error here."""
+    order = job_order(jobs)
+    if workers <= 1 or not all(map(spawnable, jobs)): return {j.name: j.fn(*j.args) for j in order}
+    threads, results, running, waiting = max(1, (os.cpu_count() or 1) // workers), {}, {}, list(jobs)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'), initializer=torch.set_num_threads,
+                             initargs=(threads,)) as pool:
+        while waiting or running:
+            ready = [j for j in waiting if all(a in results for a in j.after)]
+            for j in ready[:workers - len(running)]:       # submit only what can start now: list order is the priority
+                waiting.remove(j); running[pool.submit(j.fn, *j.args)] = j.name
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in done: results[running.pop(f)] = f.result()
+    return results
 
 # %% ../nbs/00_core.ipynb #d706e0af
 def batches(*tensors: torch.Tensor, batch_size: int, shuffle: bool = True, generator=None) -> Iterator[tuple[torch.Tensor, ...]]:

@@ -34,8 +34,9 @@ __all__ = ['VARIANT_LABELS', 'TABLE_COLUMNS', 'EvalConfig', 'FeatureClassifier',
            'train_classifier', 'load_or_train_classifier', 'classifier_features', 'classifier_probs',
            'frechet_distance', 'precision_recall', 'inception_score', 'SampleScorer', 'reconstruction_metrics',
            'results_table', 'check_targets', 'decode_latents', 'seed_config', 'split_latents', 'codebook_tokens',
-           'load_run_models', 'score_codebook', 'score_vae_and_vqvae', 'other_source_rows', 'evaluation_upstream',
-           'run_scorer', 'score_run', 'evaluate_run', 'evaluate_seeds', 'load_evaluation_samples']
+           'method_models', 'vqvae_models', 'load_run_models', 'score_codebook', 'score_vae_and_vqvae',
+           'other_source_rows', 'evaluation_upstream', 'run_scorer', 'score_run', 'evaluate_run', 'evaluate_seeds',
+           'load_evaluation_samples']
 
 # %% ../nbs/07_evaluate.ipynb #62575a25
 @dataclass
@@ -367,20 +368,28 @@ def codebook_tokens(cb, grids: dict, metric: dict) -> dict:
             for s, g in grids.items()}
 
 # %% ../nbs/07_evaluate.ipynb #575af879
+def method_models(cfg: EvalConfig, m: str, vae: SpatialVAE, data: ImageSplits, grids: dict, metric: dict, device) -> tuple:
+    "Codebook method `m`'s models of the run (stored ones loaded, missing ones made): (codebook, its tokens, prior, fine-tuned VAE)."
+    book = load_or_fit_codebook(cfg, vae, data, m, train=(grids['train'], metric['train']) if cfg.codebook_source == 'mu' else None)
+    tokens = codebook_tokens(book, grids, metric)
+    prior, _ = load_or_train_prior(cfg, m, tokens['train'], tokens['val'], cfg.codebook_k, device=device)
+    tuned, _ = load_or_finetune_decoder(cfg, vae, book, data, device=device, tokens=tokens)
+    return book, tokens, prior, tuned
+
+def vqvae_models(cfg: EvalConfig, data: ImageSplits, device) -> tuple:
+    "The end-to-end VQ-VAE of the run, its tokens of every split and its prior (stored ones loaded, missing ones trained)."
+    vq, _ = load_or_train_vqvae(cfg, data, device=device)
+    tokens = {s: encode_tokens(vq.vae, vq, data.split(s)[0]) for s in ('train', 'val', 'test')}
+    prior, _ = load_or_train_prior(cfg, 'vqvae', tokens['train'], tokens['val'], cfg.codebook_k, device=device)
+    return vq, tokens, prior
+
 def load_run_models(cfg: EvalConfig, data: ImageSplits, device: torch.device) -> SimpleNamespace:
     "Every model of the run in `cfg.run_dir` (stored ones loaded, missing ones trained) and the tokens they give."
     vae, _ = load_or_train_vae(cfg, data, device=device)
     grids, metric = split_latents(cfg, vae, data)
     books, tokens, priors, tuned = {}, {}, {}, {}
-    for m in cfg.methods:
-        books[m] = load_or_fit_codebook(cfg, vae, data, m, train=(grids['train'], metric['train']) if cfg.codebook_source == 'mu' else None)
-        tokens[m] = codebook_tokens(books[m], grids, metric)
-        priors[m], _ = load_or_train_prior(cfg, m, tokens[m]['train'], tokens[m]['val'], cfg.codebook_k, device=device)
-        tuned[m], _ = load_or_finetune_decoder(cfg, vae, books[m], data, device=device)
-    vq, _ = load_or_train_vqvae(cfg, data, device=device)
-    tokens['vqvae'] = {s: encode_tokens(vq.vae, vq, data.split(s)[0]) for s in ('train', 'val', 'test')}
-    priors['vqvae'], _ = load_or_train_prior(cfg, 'vqvae', tokens['vqvae']['train'], tokens['vqvae']['val'], cfg.codebook_k,
-                                             device=device)
+    for m in cfg.methods: books[m], tokens[m], priors[m], tuned[m] = method_models(cfg, m, vae, data, grids, metric, device)
+    vq, tokens['vqvae'], priors['vqvae'] = vqvae_models(cfg, data, device)
     return SimpleNamespace(vae=vae, grids=grids, metric=metric, codebooks=books, tokens=tokens, priors=priors, tuned=tuned, vqvae=vq)
 
 # %% ../nbs/07_evaluate.ipynb #63169163

@@ -116,15 +116,18 @@ def _decoded_mse(vae: SpatialVAE, q: torch.Tensor, x: torch.Tensor, batch_size: 
 
 # %% ../nbs/06_finetune.ipynb #2850c1b0
 def finetune_through_vq(vae: SpatialVAE, codebook, data: ImageSplits, cfg: FinetuneConfig, train_encoder: bool = False,
-                        device: torch.device | None = None, checkpoint=None) -> tuple[SpatialVAE, dict]:
-    "A copy of `vae` fine-tuned through the frozen `codebook`: the decoder only, or encoder and decoder (STE + commitment)."
+                        device: torch.device | None = None, checkpoint=None, tokens: dict | None = None) -> tuple[SpatialVAE, dict]:
+    """A copy of `vae` fine-tuned through the frozen `codebook`: the decoder only, or encoder and decoder (STE + commitment).
+    `tokens` ({'train', 'val'}: the codebook's token grids of those splits' means), when the caller has them, spare the decoder-only
+    fine-tune quantising the means again."""
     start = time.perf_counter()    # epoch 0's time is the quantising of the fixed inputs
     device = device or module_device(vae)
     vq, model = VQLayer(codebook), copy.deepcopy(vae).to(device).eval()
     for p in model.encoder.parameters(): p.requires_grad_(train_encoder)
     if train_encoder: loss, train, val = joint_loss(vq, cfg.commitment), (data.train,), lambda m: quantized_mse(m, codebook, data.val)
     else:   # fixed inputs, quantised once (a geodesic assignment is far dearer than a decoder step)
-        q_train, q_val = (vq(encode_means(model, x).to(device)).q for x in (data.train, data.val))
+        q_train, q_val = (codebook.decode_grid(tokens[s]).to(device) if tokens is not None else vq(encode_means(model, x).to(device)).q
+                          for s, x in (('train', data.train), ('val', data.val)))
         loss, train, val = decoder_loss, (q_train, data.train), lambda m: _decoded_mse(m, q_val, data.val)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.finetune_lr)
     tr = Trainer(model, loss, val, opt, cfg.finetune_epochs, cfg.batch_size, checkpoint=checkpoint, progress=cfg.progress,
@@ -153,7 +156,8 @@ def codebook_fingerprint(codebook) -> str:
 
 # %% ../nbs/06_finetune.ipynb #2db82275
 def load_or_finetune(cfg: FinetuneConfig, vae: SpatialVAE, codebook, data: ImageSplits | None = None, train_encoder: bool = False,
-                     force: bool = False, device: torch.device | None = None, key: str | None = None) -> tuple[SpatialVAE, dict]:
+                     force: bool = False, device: torch.device | None = None, key: str | None = None,
+                     tokens: dict | None = None) -> tuple[SpatialVAE, dict]:
     "The VAE fine-tuned through the frozen `codebook`: the stored one when made from exactly these inputs, else trained."
     upstream = {'vae': vae, 'codebooks': codebook_fingerprint(codebook)}
     device = device or setup_run(cfg)
@@ -164,15 +168,15 @@ def load_or_finetune(cfg: FinetuneConfig, vae: SpatialVAE, codebook, data: Image
     def make():
         setup_run(cfg)
         model, hist = finetune_through_vq(vae, codebook, data or load_dataset_for(cfg), cfg, train_encoder, device,
-                                          checkpoint=stage.path(cfg, **args).with_suffix('.partial.safetensors'))
+                                          checkpoint=stage.path(cfg, **args).with_suffix('.partial.safetensors'), tokens=tokens)
         return model.state_dict(), hist
     tensors, hist = stage.get(cfg, make, upstream, force=force, **args)
     return load_weights(copy.deepcopy(vae), tensors, 'stored fine-tune').to(device).eval(), hist
 
 def load_or_finetune_decoder(cfg: FinetuneConfig, vae: SpatialVAE, codebook, data: ImageSplits | None = None, force: bool = False,
-                             device: torch.device | None = None, key: str | None = None) -> tuple[SpatialVAE, dict]:
-    "The decoder-only fine-tune (encoder and codebook frozen) of `vae` through `codebook`, loaded or trained."
-    return load_or_finetune(cfg, vae, codebook, data, train_encoder=False, force=force, device=device, key=key)
+                             device: torch.device | None = None, key: str | None = None, tokens: dict | None = None) -> tuple[SpatialVAE, dict]:
+    "The decoder-only fine-tune (encoder and codebook frozen) of `vae` through `codebook`, loaded or trained (`tokens`: see `finetune_through_vq`)."
+    return load_or_finetune(cfg, vae, codebook, data, train_encoder=False, force=force, device=device, key=key, tokens=tokens)
 
 # %% ../nbs/06_finetune.ipynb #13cedc09
 class VQVAE(nn.Module):

@@ -11,6 +11,7 @@ import html
 import importlib
 import io
 import json
+import os
 import shlex
 import shutil
 import tempfile
@@ -21,11 +22,12 @@ from pathlib import Path
 import torch
 
 from .core import (STAGES, ConfigError, StageError, CheckpointError, stage_order, downstream_of, setup_run,
-                                 save_json, load_json, read_meta, atomic_path, format_table)
+                                 save_json, load_json, read_meta, atomic_path, format_table,
+                                 pick_device, setting, at_least, Job, run_jobs)
 from .data import load_dataset_for, show_images
 from .vae import load_or_train_vae
-from .codebook import METRICS
-from .evaluate import (EvalConfig, evaluate_seeds, seed_config, results_table, check_targets, TABLE_COLUMNS,
+from .codebook import METRICS, training_metric
+from .evaluate import (EvalConfig, evaluate_run, run_scorer, split_latents, method_models, vqvae_models, seed_config, results_table, check_targets, TABLE_COLUMNS,
                                      VARIANT_LABELS, load_evaluation_samples)
 
 _explore = importlib.import_module('geovq_tutorial.explore')   # declares the 'projection' stage: part of a run folder too
@@ -34,12 +36,14 @@ _explore = importlib.import_module('geovq_tutorial.explore')   # declares the 'p
 __all__ = ['WRITE_ERRORS', 'RunConfig', 'stage_table', 'seed_folders', 'read_config', 'cannot_write', 'check_run_dir',
            'run_conflicts', 'refuse_conflicts', 'damaged_artifacts', 'clear_stale', 'check_run', 'begin_run',
            'stored_evaluation', 'collect_metrics', 'results_text', 'sample_figure', 'report_html', 'report_text',
-           'write_report', 'load_run', 'run_pipeline']
+           'write_report', 'load_run', 'seed_part', 'pipeline_jobs', 'run_workers', 'run_pipeline']
 
 # %% ../nbs/09_pipeline.ipynb #dae76c90
 @dataclass
 class RunConfig(EvalConfig):
     "Everything that determines a run: every chapter's settings. Saved as `config.json`."
+    workers: int = setting(0, 'worker processes for the jobs of the run (0: one per CPU core, at most 8; 1: none, all here)',
+                           at_least(0))
 
 # %% ../nbs/09_pipeline.ipynb #9c84debd
 def stage_table(how: str = 'text') -> str:
@@ -261,15 +265,46 @@ def load_run(run_dir) -> RunConfig:
         raise ConfigError(f"{p} has no config.json, so it is not a run folder; make one with `geovq run --run-dir {shlex.quote(str(p))}`")
     return read_config(p / 'config.json').replace(run_dir=str(p))
 
+# %% ../nbs/09_pipeline.ipynb #0d646a13
+def seed_part(cfg: RunConfig, seed: int, part: str) -> float | dict:
+    """One job of the run for `seed`: 'classifier' (the sample scorer's), 'vae' (and its training metric), 'vqvae' (and its
+    prior), a codebook method's models, or 'evaluation' (returns its result); returns the seconds it took otherwise."""
+    t0, c = time.perf_counter(), seed_config(cfg, seed)
+    device, data = pick_device(c.device), load_dataset_for(c)
+    if part == 'classifier': run_scorer(c, data, device)
+    elif part == 'vqvae': vqvae_models(c, data, device)
+    else:
+        vae, _ = load_or_train_vae(c, data, device=device)
+        if part == 'evaluation': return evaluate_run(c, data, run_scorer(cfg, load_dataset_for(cfg), device), device, compare_sources=False)
+        if part == 'vae': training_metric(c, vae, data, source='mu')
+        else: method_models(c, part, vae, data, *split_latents(c, vae, data), device)
+    return time.perf_counter() - t0
+
+# %% ../nbs/09_pipeline.ipynb #b47b9ac3
+def pipeline_jobs(cfg: RunConfig) -> list[Job]:
+    "The run as jobs for `run_jobs`: the classifier; per seed its VAE, its VQ-VAE, one job per codebook method, its evaluation."
+    jobs = [Job('classifier', seed_part, (cfg, cfg.seed, 'classifier'))]
+    for s in cfg.seeds:
+        jobs += [Job(f'vae/{s}', seed_part, (cfg, s, 'vae'))]
+        jobs += [Job(f'{m}/{s}', seed_part, (cfg, s, m), after=(f'vae/{s}',)) for m in cfg.methods]
+        jobs += [Job(f'vqvae/{s}', seed_part, (cfg, s, 'vqvae')),
+                 Job(f'evaluation/{s}', seed_part, (cfg, s, 'evaluation'), after=('classifier', f'vae/{s}', f'vqvae/{s}',
+                                                                                 *(f'{m}/{s}' for m in cfg.methods)))]
+    return jobs
+
+def run_workers(cfg: RunConfig, jobs: list[Job]) -> int:
+    "How many worker processes the run uses: `cfg.workers`, or one per CPU core (at most 8); never more than there are jobs."
+    return max(1, min(cfg.workers or min(os.cpu_count() or 1, 8), len(jobs)))
+
 # %% ../nbs/09_pipeline.ipynb #789844ec
 def run_pipeline(cfg: RunConfig, force=(), verbose: bool = True) -> dict:
     "Run every stage into `cfg.run_dir` (reusing stored artifacts; remaking `force` and what is made from it); return metrics."
     say = print if verbose else (lambda *a, **k: None)
-    device, data = begin_run(cfg, force, say)
-    t0 = time.perf_counter()
-    load_or_train_vae(cfg, data, device=device)
-    say(f"VAE ready ({time.perf_counter() - t0:.1f} s)")
-    evaluate_seeds(cfg, data, device=device, verbose=verbose, compare_sources=False)   # mu-vs-z: the evaluate chapter
+    begin_run(cfg, force, say)
+    t0, jobs = time.perf_counter(), pipeline_jobs(cfg)     # mu-vs-z codebooks: the evaluate chapter, not the pipeline
+    say(f"{len(jobs)} jobs on {run_workers(cfg, jobs)} worker process(es)")
+    done = run_jobs(jobs, run_workers(cfg, jobs))
+    say('job seconds: ' + ', '.join(f"{k} {v:.0f}" for k, v in done.items() if isinstance(v, float)))
     report = write_report(cfg)
     say(f"report {'written' if report else 'not saved'} ({time.perf_counter() - t0:.1f} s in all): {report or ''}")
     return collect_metrics(cfg)
