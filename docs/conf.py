@@ -11,7 +11,9 @@ author = 'the geovq_tutorial developers'
 copyright = _s['copyright']
 release = version = _s['version']
 
-extensions = ['myst_nb', 'sphinx.ext.mathjax']
+extensions = ['myst_nb', 'sphinx.ext.mathjax', 'sphinx_copybutton']
+# sphinx-copybutton: a copy button on every code block, copying the code without prompts or outputs
+copybutton_exclude = '.linenos, .gp, .go'
 exclude_patterns = ['**/.ipynb_checkpoints']
 
 # MyST-NB: show the saved outputs, never execute; markdown outputs (nbdev's show_doc) are MyST, so math works there too

@@ -104,7 +104,9 @@ def validate(self):
 
 # %% ../nbs/00_core.ipynb #f1327e5d
 @patch_to(Config)
-def to_dict(self) -> dict: return dataclasses.asdict(self)
+def to_dict(self) -> dict:
+    "Every setting as a plain dict (what `config.json` holds)."
+    return dataclasses.asdict(self)
 
 @patch_to(Config)
 def replace(self, **changes):
@@ -256,7 +258,9 @@ def path(self, cfg, **key) -> Path:
     return Path(cfg.run_dir) / self.folder / f'{name}.safetensors'
 
 @patch_to(Stage)
-def sidecar(self, cfg, **key) -> Path: return self.path(cfg, **key).with_suffix('.json')
+def sidecar(self, cfg, **key) -> Path:
+    "The artifact's JSON sidecar (its history and numbers), next to its tensors file."
+    return self.path(cfg, **key).with_suffix('.json')
 
 # %% ../nbs/00_core.ipynb #57a4b014
 @patch_to(Stage)
@@ -277,6 +281,7 @@ def differences(stored: Mapping, expected: Mapping, upstream: bool = True) -> li
 
 @patch_to(Stage)
 def refusal(self, path: Path, diff: list[str]) -> StageError:
+    "The one refusal: which stored artifact, which settings differ, and the command that remakes it."
     return StageError(f"{path} was made with other settings ({'; '.join(diff)}). Use the settings it was made with, "
                       f"or remake it: `geovq run --force {self.name}` (in Python: force=True), or choose another --run-dir")
 

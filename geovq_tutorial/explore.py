@@ -113,7 +113,9 @@ def vectors(self) -> torch.Tensor:
     return grid_to_vectors(self.mu)
 
 @patch_to(ExploreInputs, as_prop=True)
-def n_images(self) -> int: return len(self.images)
+def n_images(self) -> int:
+    "How many images the explorers can show."
+    return len(self.images)
 
 # %% ../nbs/08_explore.ipynb #75034b24
 @patch_to(ExploreInputs)

@@ -267,3 +267,72 @@ def test_docs_extra_is_part_of_the_test_extra(repo):
     extras = tomllib.loads((repo / 'pyproject.toml').read_text())['project']['optional-dependencies']
     assert set(extras['docs']) <= set(extras['test'])
     assert any(r.startswith('playwright') for r in extras['test'])
+
+
+def _chapters(res) -> list[str]:
+    return [n for n, _ in res['pages'] if not n.startswith('api/')]
+
+
+def test_chapters_link_their_notebook_source_and_api(site):
+    "Under each title: the chapter's notebook to download (the file in nbs/), its module's source page and its API page."
+    out, res = site
+    for page in _chapters(res):
+        html = (out / f'{page}.html').read_text()
+        nb = re.search(r'<a class="geovq-download" href="([^"]+)" download>', html)
+        assert nb, f'{page}.html has no download link'
+        assert (out / nb.group(1)).read_bytes() == (REPO / 'nbs' / (out / nb.group(1)).name).read_bytes()
+        for kind in ('source', 'apilink'):
+            link = re.search(rf'<a class="geovq-{kind}" href="([^"]+)"', html)
+            if page == 'index': continue          # the landing page has no module
+            assert link and (out / link.group(1)).exists(), f'{page}.html: no working {kind} link'
+    src = (out / 'api' / 'source' / 'codebook.html').read_text()
+    assert 'class GeodesicCodebook' in re.sub(r'<[^>]+>', '', src), 'the source page does not show the module'
+
+
+def test_names_in_the_prose_link_to_their_api_entry(site):
+    out, res = site
+    links = {p: re.findall(r'class="geovq-api" href="([^"#]+)#([^"]+)"><code>([^<]+)</code>', (out / f'{p}.html').read_text())
+             for p in _chapters(res)}
+    assert sum(map(len, links.values())) >= 50, {p: len(v) for p, v in links.items()}
+    assert ('api/codebook.html', 'geodesiccodebook', 'GeodesicCodebook') in links['codebook']
+    for page, found in links.items():
+        for target, anchor, name in found:
+            assert f'id="{anchor}"' in (out / target).read_text(), f'{page}.html links {name} to {target}#{anchor}, which is not there'
+
+
+def test_docstrings_and_subtitles_render_as_written(site):
+    "No fallback docstring ('Call self as a function.'), stars in docstrings stay stars, subtitles show no markdown syntax."
+    out, res = site
+    for f in [out / f'{p}.html' for p, _ in res['pages']]:
+        text = f.read_text()
+        assert 'Call self as a function' not in text, f'{f.name}: an object without a docstring'
+        lead = re.findall(r'<p class="geovq-lead">(.*?)</p>', text, re.S)
+        assert not any('`' in l or re.search(r'(?<!\w)\*\w', l) for l in lead), f'{f.name}: the subtitle shows markdown {lead}'
+    api = re.sub(r'<[^>]+>', '', (out / 'api' / 'codebook.html').read_text())
+    assert 'vectors [B*16, D] in raster order (index b*16 + row*4 + col)' in api
+
+
+def test_code_has_copy_buttons_and_wide_content_scrolls(site, server, browser):
+    "Every code cell gets a copy button that copies its code; no table or code block sticks out of the text column."
+    out, res = site
+    w = Watched(browser, server, skip_assets=True)
+    w.page.context.grant_permissions(['clipboard-read', 'clipboard-write'])
+    try:
+        for page in _chapters(res):
+            p = w.open(f'{page}.html')
+            n_code = p.locator('div.cell_input div.highlight pre').count()
+            if n_code: p.wait_for_selector('button.copybtn', state='attached', timeout=10_000)
+            assert p.locator('div.cell_input button.copybtn').count() == n_code, f'{page}.html: code cells without a copy button'
+            bad = p.evaluate("""() => { const col = document.querySelector('article.bd-article').getBoundingClientRect();
+                return [...document.querySelectorAll('article.bd-article table, article.bd-article pre')].filter(e => {
+                    const r = e.getBoundingClientRect(), s = getComputedStyle(e);
+                    const scrolls = ['auto', 'scroll'].includes(s.overflowX);
+                    return r.right > col.right + 1 || (e.scrollWidth > e.clientWidth + 1 && !scrolls); })
+                  .map(e => e.tagName + ': ' + e.innerText.slice(0, 60)); }""")
+            assert bad == [], f'{page}.html: content wider than the column without a scrollbar: {bad[:3]}'
+        p = w.open('codebook.html')
+        block = p.locator('div.cell_input div.highlight pre').first
+        block.hover(); p.locator('div.cell_input button.copybtn').first.click()
+        assert p.evaluate('navigator.clipboard.readText()').strip() == block.inner_text().strip()
+        assert [x for x in w.problems if not x.startswith('failed request') and 'mathjax' not in x.lower()] == [], w.problems
+    finally: w.close()
