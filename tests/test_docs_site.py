@@ -334,5 +334,4 @@ def test_code_has_copy_buttons_and_wide_content_scrolls(site, server, browser):
         block = p.locator('div.cell_input div.highlight pre').first
         block.hover(); p.locator('div.cell_input button.copybtn').first.click()
         assert p.evaluate('navigator.clipboard.readText()').strip() == block.inner_text().strip()
-        assert [x for x in w.problems if not x.startswith('failed request') and 'mathjax' not in x.lower()] == [], w.problems
-    finally: w.close()
+    finally: w.close()     # (errors on these pages are test_every_page_loads_without_errors' business)
