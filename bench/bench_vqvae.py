@@ -2,7 +2,6 @@
 epochs, optimiser), vector-quantize-pytorch's VectorQuantize (EMA 0.99, k-means init, dead-code expiry) next to the
 chapter's own STE quantiser, per seed. Usage: python bench/bench_vqvae.py [seeds...] [--commit-scale per-image|mean]"""
 import json, sys, time, tempfile
-from pathlib import Path
 import torch
 from geovq_tutorial.core import set_threads
 from geovq_tutorial.data import load_dataset_for
@@ -33,6 +32,5 @@ def main(argv):
             print(json.dumps(out[-1]), flush=True)
     return out
 
-if __name__ == '__main__':
-    res = main(sys.argv[1:])
-    Path('bench/results').mkdir(parents=True, exist_ok=True)
+if __name__ == '__main__':   # one JSON line per trained model; bench/results/vqvae.json collects them
+    main(sys.argv[1:])
