@@ -148,14 +148,41 @@ def test_classifier_training_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()): assert torch.equal(a, b)
 
 
-def test_sample_scorer_floor_and_keys():
+def test_sample_scorer_draws_floor_and_keys():
+    "Every draw has its own floor set and reference; a real set scores near its floor, noise far above it, in both spaces."
+    from geovq_tutorial.evaluate import FeatureAutoencoder, autoencoder_features, classifier_probs
     data = _toy_splits(shape=(1, 8, 8), n=300)
-    clf = FeatureClassifier((1, 8, 8), 3, hidden=8, feature_dim=8)
-    sc = SampleScorer(clf, data.train[:60], data.train[60:], floor_repeats=2)
-    m = sc(data.train[100:160])
-    assert {'fd', 'precision', 'recall', 'inception_score', 'fd_floor', 'fd_floor_std'} <= set(m)
-    assert m['n_samples'] == 60 and m['n_reference'] == 60
-    with pytest.raises(ValueError, match='pool has 240'): sc.floor(241)
+    clf, ae = FeatureClassifier((1, 8, 8), 3, hidden=8, feature_dim=8), FeatureAutoencoder((1, 8, 8), hidden=8, feature_dim=8)
+    spaces = {'classifier': lambda x: classifier_features(clf, x), 'ae': lambda x: autoencoder_features(ae, x)}
+    sc = SampleScorer(spaces, data.train, n=50, draws=3, max_reference=100, probs=lambda x: classifier_probs(clf, x))
+    m = sc(data.train[:150])
+    assert {'fd', 'precision', 'recall', 'inception_score', 'fd_floor', 'fd_floor_std', 'ae_fd', 'ae_fd_floor', 'contrast',
+            'sharpness', 'contrast_real'} <= set(m) and set(m) <= set(METRICS)
+    assert m['n_samples'] == 50 and m['n_draws'] == 3 and m['n_reference'] == 100 and len(m['draws']['fd']) == 3
+    assert len({tuple(h.tolist()) for h, _ in sc.partitions}) == 3                       # three different floor sets
+    for held, ref in sc.partitions: assert not set(held.tolist()) & set(ref.tolist())     # floor images are not in the reference
+    with pytest.raises(ValueError, match='3 draws of 50'): sc(data.train[:100])
+    with pytest.raises(ValueError, match='needs more than'): SampleScorer(spaces, data.train[:40], n=50)
+
+
+def test_paired_intervals_and_the_decision_rule():
+    from geovq_tutorial.evaluate import paired_difference, verdict, t_interval, compare_variants, space_disagreements
+    from scipy.stats import t as student
+    d = [0.3, -0.1, 0.5, 0.2, 0.1]
+    ci = t_interval(d)
+    half = student.ppf(0.975, 4) * np.std(d, ddof=1) / math.sqrt(5)
+    assert abs(ci['lo'] - (np.mean(d) - half)) < 1e-12 and abs(ci['hi'] - (np.mean(d) + half)) < 1e-12 and ci['n'] == 5
+    res = [{'seed': s, 'variants': {'geodesic': {'mse': 0.01, 'fd': 30.0, 'ae_fd': 3.0},
+                                    'geodesic+ft': {'mse': 0.008 - 0.0001 * s, 'fd': 30.0 + d[s], 'ae_fd': 2.0 + 0.01 * s}}} for s in range(5)]
+    rows = results_table(res)
+    c = paired_difference(rows, 'geodesic', 'geodesic+ft', 'mse')
+    assert c['hi'] < 0 and verdict(c).startswith('geodesic + decoder fine-tune is better than post-hoc geodesic')
+    f = paired_difference(rows, 'geodesic', 'geodesic+ft', 'fd')
+    assert f['lo'] < 0 < f['hi'] and verdict(f) == 'no measurable difference at this n (n = 5 seeds)'
+    comps = compare_variants(rows, ('geodesic',))
+    assert {(c['metric'], c['question']) for c in comps} == {('mse', 'fine-tune'), ('fd', 'fine-tune'), ('ae_fd', 'fine-tune')}
+    dis = space_disagreements(comps)        # the autoencoder finds an improvement where the classifier finds none
+    assert [(x['metric'], x['space']) for x in dis] == [('fd', 'ae')]
 
 
 def test_results_table_mean_and_spread():
@@ -179,14 +206,17 @@ def test_seed_config_and_jsonable():
     assert _jsonable({'a': [math.inf, 1.0, (2, float('nan'))]}) == {'a': [None, 1.0, [2, None]]}
 
 
-def test_check_targets_reads_means():
+def test_check_targets_follow_the_intervals():
     from geovq_tutorial.evaluate import check_targets
-    res = [{'seed': s, 'variants': {'vae': {'mse': 0.005 + 0.001 * s}, 'geodesic': {'mse': 0.01, 'prior_gain': 0.05},
-                                    'geodesic+ft': {'mse': 0.0084, 'fd_ratio': 0.6}}} for s in range(2)]
+    res = [{'seed': s, 'variants': {'vae': {'mse': 0.005 + 0.0005 * s}, 'geodesic': {'mse': 0.01 + 0.0001 * s, 'prior_gain': 0.05 + 0.01 * s},
+                                    'geodesic+ft': {'mse': 0.008, 'fd_ratio': 0.6 + 0.01 * s}}} for s in range(3)]
     t = {c['target']: c for c in check_targets(results_table(res))}
-    assert t['continuous VAE MSE <= 0.006']['met'] is True and abs(t['continuous VAE MSE <= 0.006']['value'] - 0.0055) < 1e-12
+    vae = t['continuous VAE MSE <= 0.006']
+    assert vae['met'] is False and vae['value'] <= 0.006 < vae['hi'], vae     # the mean is below, the interval is not
     assert t['decoder fine-tune lowers geodesic MSE by >= 15%']['met'] is True
     assert t['geodesic prior beats the per-position unigram by >= 0.1 nats/token']['met'] is False
+    one = check_targets(results_table(res[:1]))
+    assert all(c['met'] is None for c in one)                                   # one seed: no interval, no verdict
 
 
 def test_evaluate_run_end_to_end_small(tmp_path):
@@ -197,13 +227,14 @@ def test_evaluate_run_end_to_end_small(tmp_path):
     small = ImageSplits('digits', d.train[:200], d.val[:40], d.test[:40], d.train_labels[:200], d.val_labels[:40],
                         d.test_labels[:40], d.classes)
     cfg = EvalConfig(run_dir=str(tmp_path), epochs=5, classifier_epochs=3, prior_epochs=2, finetune_epochs=1, vqvae_epochs=3,
-                    n_samples=40, codebook_k=8, codebook_methods='kmeans,geodesic', geodesic_subsample=500, progress=False)
+                    n_samples=40, n_draws=2, feature_ae_epochs=2, codebook_k=8, codebook_methods='kmeans,geodesic',
+                    geodesic_subsample=500, progress=False)
     res = evaluate_run(cfg, small, device=torch.device('cpu'), verbose=False)
-    assert list(res['variants']) == ['vae', 'kmeans', 'kmeans+ft', 'geodesic', 'geodesic+ft', 'vqvae']
+    assert list(res['variants']) == ['vae', 'vae+ft', 'kmeans', 'kmeans+ft', 'geodesic', 'geodesic+ft', 'vqvae']
     assert set(res['source_variants']) == {'kmeans[mu]', 'kmeans[z]', 'geodesic[mu]', 'geodesic[z]'}
     for name, m in res['variants'].items():
         assert set(m) <= set(METRICS), set(m) - set(METRICS)
-        assert 0 <= m['precision'] <= 1 and 0 <= m['recall'] <= 1 and m['fd'] >= 0
+        assert 0 <= m['precision'] <= 1 and 0 <= m['recall'] <= 1 and m['fd'] >= 0 and m['ae_fd'] >= 0
     g = res['variants']['geodesic']
     assert abs(g['mse'] - res['source_variants']['geodesic[mu]']['mse']) < 1e-6
     assert 0 < g['codes_used'] <= 1 and 1 <= g['perplexity'] <= 8
@@ -213,7 +244,8 @@ def test_evaluate_run_end_to_end_small(tmp_path):
     assert evaluate_run(cfg, small, device=torch.device('cpu')) == res          # reused, not recomputed
     assert evaluate_run(cfg, small, device=torch.device('cpu'), compare_sources=False) == res   # the fuller result serves
     assert res['settings']['compare_sources'] is True and res['settings']['codebook_k'] == 8
-    assert set(res['settings']['upstream']) == {'vae', 'codebooks', 'prior', 'finetune', 'vqvae', 'classifier'}
+    assert set(res['settings']['upstream']) == {'vae', 'codebooks', 'prior', 'finetune', 'vqvae', 'classifier', 'feature_ae'}
+    assert res['variants']['kmeans']['draws']['fd'] != res['variants']['kmeans']['draws']['fd'][::-1]   # the draws differ
     assert load_evaluation_samples(tmp_path)['vqvae'].shape == (40, 1, 8, 8)
     with pytest.raises(StageError, match='temperature'): evaluate_run(cfg.replace(temperature=0.5), small, device=torch.device('cpu'))
     (tmp_path / 'evaluation.json').write_text('{broken')                       # a damaged sidecar: made again

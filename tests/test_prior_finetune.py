@@ -17,7 +17,7 @@ from geovq_tutorial.prior import (TransformerPrior, baseline_nlls, baseline_logp
 from geovq_tutorial.finetune import (VQLayer, vq_terms, vq_loss, quantized_mse, encode_tokens,
                                      finetune_through_vq, codes_changed, load_or_finetune, load_or_finetune_decoder, VQVAE,
                                      kmeans_init, restart_dead_codes, vqvae_mse, load_or_train_vqvae,
-                                     FinetuneConfig)
+                                     FinetuneConfig, EMAVQVAE)
 
 torch.set_num_threads(1)
 CPU = torch.device('cpu')
@@ -369,13 +369,17 @@ def test_kmeans_init_and_restarts():
 
 def test_vqvae_stage(tiny, tmp_path):
     _, data, _ = tiny
-    cfg = FinetuneConfig(run_dir=str(tmp_path), latent_dim=3, hidden=8, codebook_k=6, vqvae_epochs=10, batch_size=16, progress=False)
+    cfg = FinetuneConfig(run_dir=str(tmp_path), latent_dim=3, hidden=8, codebook_k=6, vqvae_epochs=10, batch_size=16, progress=False,
+                         vqvae_quantizer='ste')
     m1, h1 = load_or_train_vqvae(cfg, data, device=CPU)
     m2, h2 = load_or_train_vqvae(cfg, data, device=CPU)
     assert h1['test'] == h2['test'] and h1['phase'][0] == 'warm-up' and h1['phase'][-1] == 'vq'
     assert 1 <= h1['test']['codes_used_count'] <= 6 and len(h1['restarts']) == 10
     assert vqvae_mse(m2, data.test) == pytest.approx(h1['test']['mse'], abs=1e-7)
-    assert (tmp_path / 'vqvae.safetensors').exists() and (tmp_path / 'vqvae.json').exists()
+    assert (tmp_path / 'vqvae' / 'vqvae_ste.safetensors').exists() and (tmp_path / 'vqvae' / 'vqvae_ste.json').exists()
+    e1, he = load_or_train_vqvae(cfg.replace(vqvae_quantizer='ema'), data, device=CPU)     # the standard quantiser, its own file
+    assert isinstance(e1, EMAVQVAE) and (tmp_path / 'vqvae' / 'vqvae_ema.safetensors').exists() and he['warmup_epochs'] == 0
+    assert vqvae_mse(load_or_train_vqvae(cfg.replace(vqvae_quantizer='ema'), data, device=CPU)[0], data.test) == pytest.approx(he['test']['mse'], abs=1e-7)
     with pytest.raises(StageError, match='commitment'): load_or_train_vqvae(cfg.replace(commitment=1.0), data, device=CPU)
     with pytest.raises(ConfigError, match='vqvae_epochs'): cfg.replace(vqvae_epochs=1)
 
@@ -383,16 +387,41 @@ def test_vqvae_stage(tiny, tmp_path):
 def test_interrupted_vqvae_training_resumes_exactly(tiny, tmp_path, monkeypatch):
     "Interrupted after the warm-up and k-means init, with dead-code restarts drawing random vectors: resumed == uninterrupted."
     _, data, _ = tiny
-    cfg = FinetuneConfig(latent_dim=3, hidden=8, codebook_k=12, vqvae_epochs=6, batch_size=16, progress=False, threads=1)
+    cfg = FinetuneConfig(latent_dim=3, hidden=8, codebook_k=12, vqvae_epochs=6, batch_size=16, progress=False, threads=1,
+                         vqvae_quantizer='ste')
     whole, hw = load_or_train_vqvae(cfg.replace(run_dir=str(tmp_path / 'a')), data, device=CPU)
     assert sum(hw['restarts']) > 0          # the restarts (and their randomness) are exercised
     cfg_b = cfg.replace(run_dir=str(tmp_path / 'b'))
     with monkeypatch.context() as mp:
         interrupt_once(mp, 4)
         with pytest.raises(KeyboardInterrupt): load_or_train_vqvae(cfg_b, data, device=CPU)
-    assert (tmp_path / 'b' / 'vqvae.partial.safetensors').exists()
+    assert (tmp_path / 'b' / 'vqvae' / 'vqvae_ste.partial.safetensors').exists()
     resumed, hr = load_or_train_vqvae(cfg_b, data, device=CPU)
     assert same_state(whole.state_dict(), resumed.state_dict()) and without_seconds(hw) == without_seconds(hr)
+
+
+def test_interrupted_ema_vqvae_training_resumes_exactly(tiny, tmp_path, monkeypatch):
+    "VectorQuantize's EMA buffers and its random k-means init / code expiry survive an interrupt: resumed == uninterrupted."
+    _, data, _ = tiny
+    cfg = FinetuneConfig(latent_dim=3, hidden=8, codebook_k=12, vqvae_epochs=5, batch_size=16, progress=False, threads=1)
+    whole, hw = load_or_train_vqvae(cfg.replace(run_dir=str(tmp_path / 'a')), data, device=CPU)
+    cfg_b = cfg.replace(run_dir=str(tmp_path / 'b'))
+    with monkeypatch.context() as mp:
+        interrupt_once(mp, 3)
+        with pytest.raises(KeyboardInterrupt): load_or_train_vqvae(cfg_b, data, device=CPU)
+    resumed, hr = load_or_train_vqvae(cfg_b, data, device=CPU)
+    assert same_state(whole.state_dict(), resumed.state_dict()) and without_seconds(hw) == without_seconds(hr)
+
+
+def test_the_mu_control_fine_tunes_the_decoder_without_a_quantiser(tiny, tmp_path):
+    vae, data, _ = tiny
+    cfg = FinetuneConfig(run_dir=str(tmp_path), finetune_epochs=2, progress=False)
+    ctl, h = load_or_finetune_decoder(cfg, vae, None, data, device=CPU)
+    assert (tmp_path / 'finetune' / 'mu_control_decoder.safetensors').exists()
+    assert quantized_mse(ctl, None, data.val) == pytest.approx(min(h['val']), abs=1e-7) and min(h['val']) <= h['val'][0]
+    assert h['val'][0] == pytest.approx(quantized_mse(vae, None, data.val), abs=1e-7)     # epoch 0 is the untouched VAE
+    assert all(torch.equal(a, b) for a, b in zip(ctl.encoder.state_dict().values(), vae.encoder.state_dict().values()))
+    with pytest.raises(ValueError, match='decoder only'): load_or_finetune(cfg, vae, None, data, train_encoder=True)
 
 
 def test_vqvae_plugs_into_the_post_hoc_helpers():
