@@ -57,7 +57,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--pairs', type=int, default=200)
     ap.add_argument('--threads', type=int, default=1)
-    ap.add_argument('--iters', type=int, default=40)
+    ap.add_argument('--iters', type=int, default=20)
+    ap.add_argument('--lr', type=float, default=0.05)
+    ap.add_argument('--reuse', metavar='COST_JSON', help="skip the cost section: take its numbers from COST_JSON (an earlier run of "
+                    "this script on the same VAE) and the training vectors' expected metric from the run's stage 'metric'")
     ap.add_argument('--out', default=str(ROOT / 'bench' / 'results' / 'geometry.json'))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -73,26 +76,34 @@ def main():
     train, val_g, test = (encode_means(vae, x) for x in (data.train, data.val, data.test))
     V, VT = vec(train), vec(test)
     load0 = os.getloadavg()
-    res = {'command': f'bench/bench_geometry.py --pairs {args.pairs} --threads {args.threads} --iters {args.iters}',
+    res = {'command': f'bench/bench_geometry.py --pairs {args.pairs} --threads {args.threads} --iters {args.iters} --lr {args.lr}'
+                          + (f' --reuse {args.reuse}' if args.reuse else ''),
            'when': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
            'machine': {'cpus': os.cpu_count(), 'platform': platform.platform(), 'load_average_start': load0},
            'N_train_vectors': len(V), 'D': cfg.latent_dim, 'knn': cfg.knn, 'metric_contexts': cfg.metric_contexts,
            'rbf_centres': cfg.rbf_centres}
-    res['in_context_metric_cost'] = metric_cost(vae, train, cfg.latent_dim)
-    print('in-context metric cost', res['in_context_metric_cost'], flush=True)
     ctx, cells = draw_contexts(train, cfg.metric_contexts, seed=0)
     G = ContextDecoder(vae, ctx, cells)
-    t0 = time.perf_counter(); M = pullback_metric(G, V); t_exp = time.perf_counter() - t0
-    t0 = time.perf_counter(); from geovq_tutorial.geometry import metric_tensors; metric_tensors(vae, train); t_in = time.perf_counter() - t0
+    if args.reuse:
+        res.update(json.loads(Path(args.reuse).read_text()))
+        from geovq_tutorial.codebook import CodebookConfig, training_metric
+        M = training_metric(tutorial_config(CodebookConfig, threads=args.threads, progress=False), vae, data)[1]
+    else:
+        res['in_context_metric_cost'] = metric_cost(vae, train, cfg.latent_dim)
+        print('in-context metric cost', res['in_context_metric_cost'], flush=True)
+        t0 = time.perf_counter(); M = pullback_metric(G, V); t_exp = time.perf_counter() - t0
+        t0 = time.perf_counter(); from geovq_tutorial.geometry import metric_tensors; metric_tensors(vae, train); t_in = time.perf_counter() - t0
     with torch.no_grad():
         resid = lambda x, g: (x - vae.decode(g)).flatten(1).repeat_interleave(CELLS, 0)
         r_train, r_val = resid(data.train, train), resid(data.val, val_g)
     t0 = time.perf_counter(); prec, hist = fit_precision(V, r_train, vec(val_g), r_val, K=cfg.rbf_centres); t_prec = time.perf_counter() - t0
     t0 = time.perf_counter(); Ms = pullback_metric(prec, V, batch_size=4096); t_sig = time.perf_counter() - t0
-    res['expected_metric_cost'] = {'expected_metric_s': t_exp, 'in_context_metric_s': t_in, 'ratio_to_in_context': t_exp / t_in,
-                                   'precision_fit_s': t_prec, 'sigma_metric_s': t_sig, 'vectors': len(V),
-                                   'precision_val_nll_first_last': [hist['val'][0], hist['val'][-1]]}
-    print('expected metric cost', res['expected_metric_cost'], flush=True)
+    if not args.reuse:
+        res['expected_metric_cost'] = {'expected_metric_s': t_exp, 'in_context_metric_s': t_in, 'ratio_to_in_context': t_exp / t_in,
+                                       'sigma_metric_s': t_sig, 'vectors': len(V)}
+    res['precision'] = {'fit_s': t_prec, 'val_nll': hist['val'], 'best_epoch': hist['best_epoch'],
+                        'sigma_median_val': float(prec(vec(val_g)).median())}
+    print('expected metric cost', res.get('expected_metric_cost'), res['precision'], flush=True)
     rng = np.random.default_rng(0)
     ia, ib = (torch.as_tensor(rng.choice(len(VT), args.pairs)) for _ in range(2))
     MT = pullback_metric(G, VT[torch.cat([ia, ib])]); MTs = pullback_metric(prec, VT[torch.cat([ia, ib])], batch_size=4096)
@@ -101,7 +112,7 @@ def main():
         t0 = time.perf_counter()
         graph = LatentGraph(V, Mv, k=cfg.knn)
         t_graph = time.perf_counter() - t0
-        v = validate_distances(f, graph, VT[ia], Mt[:n], VT[ib], Mt[n:], iters=args.iters)
+        v = validate_distances(f, graph, VT[ia], Mt[:n], VT[ib], Mt[n:], iters=args.iters, lr=args.lr)
         entry = {'graph_vs_own_path_median': None, 'graph_vs_continuous_median': None}
         for key, ref in (('own_path', 'own_path'), ('continuous', 'continuous'), ('straight', 'straight')):
             s = ratio_summary(v['graph'], v[ref])

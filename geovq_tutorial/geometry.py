@@ -309,17 +309,18 @@ def straight(a: torch.Tensor, b: torch.Tensor, T: int) -> torch.Tensor:
 # %% ../nbs/03_geometry.ipynb #8809b0ee
 class PrecisionRBF(torch.nn.Module):
     """sigma(z) [n, P] from an RBF network on the precision (Arvanitidis et al. 2018): beta(z) = exp(U)^T v(z) + sigma_max^-2,
-    v_k(z) = exp(-lam_k ||z - c_k||^2), sigma = beta^(-1/2). exp(U) keeps the weights positive."""
-    def __init__(self, centres: torch.Tensor, lam: torch.Tensor, out: int, sigma_max: float = 1.0):
+    v_k(z) = exp(-lam_k ||z - c_k||^2), sigma = (1/beta + sigma_min^2)^(1/2). exp(U) keeps the weights positive."""
+    def __init__(self, centres: torch.Tensor, lam: torch.Tensor, out: int, sigma_max: float = 1.0, sigma_min: float = 0.01):
         super().__init__()
         if sigma_max <= 0: raise ValueError(f"sigma_max must be positive; got {sigma_max}")
         self.register_buffer('centres', torch.as_tensor(centres, dtype=torch.float32))
         self.register_buffer('lam', torch.as_tensor(lam, dtype=torch.float32))
         self.log_w = torch.nn.Parameter(torch.zeros(len(centres), out))
-        self.sigma_max = float(sigma_max)
+        self.sigma_max, self.sigma_min = float(sigma_max), float(sigma_min)
 
     def rbf(self, z: torch.Tensor) -> torch.Tensor: return torch.exp(-self.lam * ((z[:, None] - self.centres[None]) ** 2).sum(-1))
-    def forward(self, z: torch.Tensor) -> torch.Tensor: return (self.rbf(z) @ self.log_w.exp() + self.sigma_max ** -2).rsqrt()
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return (1 / (self.rbf(z) @ self.log_w.exp() + self.sigma_max ** -2) + self.sigma_min ** 2).sqrt()
 
 # %% ../nbs/03_geometry.ipynb #cc4df34b
 def rbf_centres(vectors: torch.Tensor, K: int, seed: int = 0, a: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -340,7 +341,7 @@ def precision_nll(model: PrecisionRBF, z: torch.Tensor, r: torch.Tensor) -> torc
     return (torch.log(s) + 0.5 * (r / s) ** 2).mean()
 
 def fit_precision(z: torch.Tensor, r: torch.Tensor, z_val: torch.Tensor, r_val: torch.Tensor, K: int = 100, seed: int = 0,
-                  sigma_max: float = 1.0, epochs: int = 20, lr: float = 0.05, batch_size: int = 512) -> tuple[PrecisionRBF, dict]:
+                  sigma_max: float = 1.0, epochs: int = 20, lr: float = 0.01, batch_size: int = 512) -> tuple[PrecisionRBF, dict]:
     "Fit a `PrecisionRBF` to residuals r [n, P] at vectors z [n, D] (validated on z_val, r_val) with the `Trainer`; (model, history)."
     torch.manual_seed(seed)
     c, lam = rbf_centres(z, K, seed)
