@@ -94,7 +94,8 @@ def code_usage(tokens, K: int) -> dict:
 class Codebook:
     "K codewords in R^D: fit them to vectors, encode vectors or grids to ids, decode ids back to codewords; save and load."
     name = 'base'
-    needs_metric = False
+    needs_metric = False     # the geodesic codebooks need metric tensors ...
+    uncertainty = False      # ... and the uncertainty-aware one those of the uncertainty-aware metric
 
     def __init__(self, K: int, seed: int = 0, source: str = 'mu'):
         if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or K < 1:
@@ -353,7 +354,6 @@ class EuclideanKMedoidsCodebook(Codebook):
 # %% ../nbs/04_codebook.ipynb #d46b6ccc
 class GeodesicCodebook(Codebook):
     "Geodesic k-medoids on kNN-graph distances of the decoder's expected pull-back metric; encoding attaches vectors to the graph."
-    uncertainty = False
     name = 'geodesic'
     needs_metric = True
 
