@@ -1,7 +1,10 @@
-"""Benchmark: the geodesic codebook on the digits training `mu` vectors (about 23k), against scikit-learn KMeans on the same
-vectors, measured in one run.
+"""Benchmark: the two geodesic codebooks (expected and uncertainty-aware metric) on the digits training `mu` vectors (about
+23k), against scikit-learn KMeans on the same vectors, measured in one run.
 
-    PYTHONPATH=$PWD .venv/bin/python bench/bench_codebook.py [--threads 1] [--Ks 64,512] [--repeats 1]
+    PYTHONPATH=$PWD .venv/bin/python bench/bench_codebook.py [--threads 1] [--Ks 64,512] [--repeats 1] [--subsample 4000]
+
+The metric tensors are the run's stored ones (stage 'metric', computed once per VAE; bench/bench_geometry.py times them), so
+'decoder s' is the time to load them and the ratio that matters is the fit given the metric.
 
 Every measurement runs in a fresh subprocess (so peak memory and warm-up belong to that measurement alone). Prints a table and
 writes bench/results/bench_codebook.json. Needs the run's VAE (runs/digits/vae.safetensors; trained in ~20 s if missing).
@@ -22,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def measure(method: str, K: int, threads: int, seed: int) -> dict:
+def measure(method: str, K: int, threads: int, seed: int, subsample: int) -> dict:
     "One measurement, in this (fresh) process: fit `method` with K codewords on the training mu vectors."
     import tracemalloc
     import torch
@@ -31,8 +34,7 @@ def measure(method: str, K: int, threads: int, seed: int) -> dict:
     from geovq_tutorial.vae import tutorial_config, load_or_train_vae, encode_means
     from geovq_tutorial.codebook import CodebookConfig
     from geovq_tutorial.data import load_dataset_for
-    from geovq_tutorial.codebook import grid_to_vectors, KMeansCodebook, GeodesicCodebook
-    from geovq_tutorial.geometry import metric_tensors
+    from geovq_tutorial.codebook import grid_to_vectors, KMeansCodebook, make_codebook, training_metric, run_geometry
     cfg = tutorial_config(CodebookConfig, threads=threads, progress=False)
     data = load_dataset_for(cfg)
     vae, _ = load_or_train_vae(cfg, data)
@@ -40,7 +42,7 @@ def measure(method: str, K: int, threads: int, seed: int) -> dict:
     mu = encode_means(vae, data.train)
     v = grid_to_vectors(mu)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out = {'method': method, 'K': K, 'N': len(v), 'D': v.shape[1], 'threads': threads, 'seed': seed}
+    out = {'method': method, 'K': K, 'N': len(v), 'D': v.shape[1], 'threads': threads, 'seed': seed, 'subsample': subsample}
     tracemalloc.start()
     with threadpool_limits(threads):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -49,9 +51,13 @@ def measure(method: str, K: int, threads: int, seed: int) -> dict:
             out['fit_s'], out['fit_cpu_s'] = time.perf_counter() - t0, time.process_time() - c0
             out['n_iter'] = cb.info['n_iter']
         else:
-            M = metric_tensors(vae, mu)
+            unc = method == 'geodesic_unc'
+            M = training_metric(cfg, vae, data, uncertainty=unc)[1]
+            geometry = run_geometry(cfg, vae, data, unc)
             t1, c1 = time.perf_counter(), time.process_time()
-            cb = GeodesicCodebook(K, seed=seed, subsample=cfg.geodesic_subsample, knn=cfg.knn).fit(v, M)
+            cb = make_codebook(method, K, seed=seed, subsample=subsample, knn=cfg.knn)
+            cb.geometry = geometry
+            cb.fit(v, M)
             t2, c2 = time.perf_counter(), time.process_time()
             tim = cb.info['timing']
             out.update({'fit_s': t2 - t0, 'decoder_s': t1 - t0, 'fit_cpu_s': c2 - c0, 'decoder_cpu_s': c1 - c0,
@@ -72,10 +78,10 @@ def measure(method: str, K: int, threads: int, seed: int) -> dict:
     return out
 
 
-def run_child(method, K, threads, seed) -> dict:
+def run_child(method, K, threads, seed, subsample) -> dict:
     env = {**os.environ, 'PYTHONPATH': str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''),
            'OMP_NUM_THREADS': str(threads), 'MKL_NUM_THREADS': str(threads), 'GEOVQ_PROGRESS': '0'}
-    res = subprocess.run([sys.executable, __file__, '--child', method, str(K), str(threads), str(seed)],
+    res = subprocess.run([sys.executable, __file__, '--child', method, str(K), str(threads), str(seed), str(subsample)],
                          capture_output=True, text=True, env=env, cwd=ROOT)
     if res.returncode != 0:
         return {'method': method, 'K': K, 'error': res.stderr.strip().splitlines()[-1] if res.stderr else 'failed'}
@@ -89,19 +95,20 @@ def main():
     ap.add_argument('--repeats', type=int, default=1, help='repeat each measurement; the table shows the fastest')
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--out', default=str(ROOT / 'bench' / 'results' / 'bench_codebook.json'))
-    ap.add_argument('--child', nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument('--subsample', type=int, default=4000, help='the geodesic codebooks\' subsample for choosing medoids')
+    ap.add_argument('--child', nargs=5, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        m, K, th, sd = a.child
-        print(json.dumps(measure(m, int(K), int(th), int(sd))))
+        m, K, th, sd, sub = a.child
+        print(json.dumps(measure(m, int(K), int(th), int(sd), int(sub))))
         return
     Ks = [int(k) for k in a.Ks.split(',')]
     load_start = os.getloadavg()
     runs = []
     for K in Ks:
-        for method in ('kmeans', 'geodesic'):
-            for r in range(a.repeats):
-                res = run_child(method, K, a.threads, a.seed)
+        for r in range(a.repeats):           # interleaved: kmeans, geodesic, geodesic_unc, kmeans, ...
+            for method in ('kmeans', 'geodesic', 'geodesic_unc'):
+                res = run_child(method, K, a.threads, a.seed, a.subsample)
                 res['repeat'] = r
                 runs.append(res)
                 print(f"  measured {method} K={K} (repeat {r}): {res.get('fit_s', res.get('error'))}", file=sys.stderr)
@@ -117,7 +124,10 @@ def main():
     for K in Ks:
         km, geo = best.get(('kmeans', K)), best.get(('geodesic', K))
         if not km or not geo: print(f"{K:>5} failed: {[r for r in runs if r['K'] == K and 'error' in r]}"); continue
-        row = {'K': K, 'kmeans_s': km['fit_s'], 'geodesic_s': geo['fit_s'], 'ratio': geo['fit_s'] / km['fit_s'],
+        unc = best.get(('geodesic_unc', K))
+        extra = {} if not unc else {'geodesic_unc_given_metric_s': unc['fit_s'] - unc['decoder_s'],
+                                    'ratio_unc_given_metric': (unc['fit_s'] - unc['decoder_s']) / km['fit_s'], 'unc_detail': unc['detail']}
+        row = {'K': K, 'subsample': a.subsample, **extra, 'geodesic_detail': geo['detail'], 'kmeans_s': km['fit_s'], 'geodesic_s': geo['fit_s'], 'ratio': geo['fit_s'] / km['fit_s'],
                'decoder_s': geo['decoder_s'], 'graph_s': geo['graph_s'], 'clustering_s': geo['clustering_s'],
                'geodesic_given_metric_s': geo['fit_s'] - geo['decoder_s'],
                'ratio_given_metric': (geo['fit_s'] - geo['decoder_s']) / km['fit_s'],
@@ -142,6 +152,9 @@ def main():
     print(f"\nN={n} training vectors, threads={a.threads}, load average at start {load_start[0]:.2f} on {os.cpu_count()} CPUs. "
           "graph = kNN graph + subsample all-pairs Dijkstra + one multi-source Dijkstra; decoder = metric tensors (vmap+jvp); "
           "'w/o decoder' = the geodesic fit when the metric tensors are already cached (every fit after the first on a VAE).")
+    for row in rows:
+        print(f"K={row['K']}: geodesic given metric {row['ratio_given_metric']:.2f}x KMeans, uncertainty-aware "
+              f"{row.get('ratio_unc_given_metric', float('nan')):.2f}x; detail {row['geodesic_detail']}")
     result = {'command': ' '.join(sys.argv), 'when': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
               'machine': {'cpus': os.cpu_count(), 'platform': platform.platform(), 'python': platform.python_version(),
                           'load_average_start': load_start, 'load_average_end': os.getloadavg()},

@@ -23,9 +23,10 @@ from .core import (Config, setting, at_least, declare_stage, STAGES, StageError,
                                  fingerprint)
 from .data import ImageSplits, load_dataset_for, check_images
 from .vae import SpatialVAE, grid_downsamplings, load_or_train_vae, encode_means, active_channels
-from .geometry import metric_tensors
+from .geometry import pullback_metric
 from .codebook import (CODEBOOKS, METRICS, code_usage, grid_to_vectors, load_or_fit_codebook, training_metric,
-                                     GeodesicReference, evaluate_codebook, psnr_from_mse)
+                                     GeodesicReference, evaluate_codebook, psnr_from_mse, REFERENCE_OF, load_or_fit_precision,
+                                     run_geometry, run_references)
 from .prior import load_or_train_prior, token_nll, baseline_nlls, sample_tokens, sample_per_position, tokens_to_images
 from .finetune import FinetuneConfig, load_or_finetune_decoder, load_or_train_vqvae, encode_tokens
 
@@ -337,6 +338,10 @@ def __call__(self, samples: torch.Tensor) -> dict:
     return {'n_samples': self.n, 'n_draws': self.draws, 'n_reference': len(self.partitions[0][1]), **mean, **floor_std, **ref,
             **{f'{k}_real': v for k, v in self.real_pixels.items()}, 'draws': {k: [r[k] for r in per] for k in per[0]}}
 
+# %% ../nbs/07_evaluate.ipynb #31fe7b6b
+METRICS.update({f'{k}_by_{rule}': f'{k}, every test vector assigned to its {rule}-nearest codeword (not by the codebook\'s own rule)'
+                for rule in ('euclidean', 'geodesic') for k in ('mse', 'geodesic_distortion', 'geodesic_distortion_unc')})
+
 # %% ../nbs/07_evaluate.ipynb #10d3647b
 def _space_metrics(space: str) -> dict:
     p, where = space_prefix(space), {'classifier': 'classifier-feature', 'ae': 'autoencoder-feature'}.get(space, space)
@@ -544,14 +549,22 @@ def _jsonable(obj):
 
 # %% ../nbs/07_evaluate.ipynb #e8d6788a
 def split_latents(cfg: EvalConfig, vae: SpatialVAE, data: ImageSplits) -> tuple[dict, dict]:
-    "Encoder means [N, D, 4, 4] of every split and their metric tensors (the training split's from the codebook chapter's cache)."
-    train = training_metric(cfg, vae, data, source='mu')
-    grids = {'train': train[0], **{s: encode_means(vae, data.split(s)[0]) for s in ('val', 'test')}}
-    return grids, {'train': train[1], **{s: metric_tensors(vae, grids[s]) for s in ('val', 'test')}}
+    """Encoder means [N, D, 4, 4] of every split and their metric tensors, {measure: [N*16, D, D]} for the expected and the
+    uncertainty-aware metric (the training split's from the codebook chapter's stage)."""
+    (g_train, M_train), (_, Mu_train) = (training_metric(cfg, vae, data, source='mu', uncertainty=u) for u in (False, True))
+    grids = {'train': g_train, **{s: encode_means(vae, data.split(s)[0]) for s in ('val', 'test')}}
+    geo, prec = run_geometry(cfg, vae, data), load_or_fit_precision(cfg, vae, data)
+    metric = {'train': {'geodesic_distortion': M_train, 'geodesic_distortion_unc': Mu_train}}
+    for s in ('val', 'test'):
+        v = grid_to_vectors(grids[s])
+        M = geo.metric(vae, v)
+        metric[s] = {'geodesic_distortion': M, 'geodesic_distortion_unc': M + pullback_metric(prec, v, batch_size=4096)}
+    return grids, metric
 
 def codebook_tokens(cb, grids: dict, metric: dict) -> dict:
     "Token grids [N, 4, 4] of every split's means (the metric tensors are used by codebooks that need them)."
-    return {s: cb.encode(grid_to_vectors(g), metric[s] if cb.needs_metric else None).reshape(-1, *g.shape[2:])
+    own = REFERENCE_OF['geodesic_unc' if getattr(cb, 'uncertainty', False) else 'geodesic']     # the metric of its own rule
+    return {s: cb.encode(grid_to_vectors(g), metric[s][own] if cb.needs_metric else None).reshape(-1, *g.shape[2:])
             for s, g in grids.items()}
 
 # %% ../nbs/07_evaluate.ipynb #575af879
@@ -609,7 +622,10 @@ def score_codebook(cfg: EvalConfig, m: str, models, x: torch.Tensor, scorer: Sam
     "The variants `m` and `m+ft` (metrics), their decoded samples, and the codebook chapter's fair row of `m`."
     vae, cb, tokens = models.vae, models.codebooks[m], models.tokens[m]
     fair = evaluate_codebook(cb, vae, x, reference, models.grids['test'], models.metric['test'])
-    shared = {**code_usage(tokens['test'], cb.K), **{k: fair[k] for k in ('latent_distortion', 'geodesic_distortion')}}
+    shared = {**code_usage(tokens['test'], cb.K), **{k: fair[k] for k in ('latent_distortion', 'geodesic_distortion', 'geodesic_distortion_unc')}}
+    for rule in ('euclidean', 'geodesic'):      # every codebook under both assignment rules: where codewords sit vs how vectors are assigned
+        r = evaluate_codebook(cb, vae, x, reference, models.grids['test'], models.metric['test'], assign=rule)
+        shared.update({f'{k}_by_{rule}': r[k] for k in ('mse', 'geodesic_distortion', 'geodesic_distortion_unc')})
     prior_cols, sampled, unigram = _prior_columns(models.priors[m], tokens, cb.K, cfg.n_samples, cfg)
     variants, samples = {}, {f'{m}/unigram': tokens_to_images(vae, cb, unigram)}
     for name, decoder in ((m, vae), (f'{m}+ft', models.tuned[m])):
@@ -670,7 +686,7 @@ def score_run(cfg: EvalConfig, data: ImageSplits, models, scorer: SampleScorer, 
     "The evaluation stage's artifact: (decoded samples, result) of every variant of one seed."
     t0, x = time.perf_counter(), data.test
     variants, samples = score_vae_and_vqvae(cfg, models, x, scorer)
-    reference = GeodesicReference(models.vae, models.grids['train'], cfg.knn, models.metric['train'])
+    reference = run_references(cfg, models.vae, data)           # both yardsticks: expected and uncertainty-aware metric
     vae_recon, sources = decode_latents(models.vae, models.grids['test']), {}
     for m in cfg.methods:
         v, smp, sources[f'{m}[{cfg.codebook_source}]'] = score_codebook(cfg, m, models, x, scorer, reference, vae_recon)

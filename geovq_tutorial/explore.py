@@ -22,8 +22,8 @@ from .codebook import grid_to_vectors
 from .finetune import FinetuneConfig
 
 # %% auto #0
-__all__ = ['PROJECTIONS', 'PALETTE', 'COLOR_MODES', 'Projection', 'fit_projection', 'load_or_fit_projection', 'decoder_of',
-           'ExploreInputs', 'prepare_inputs', 'to_display', 'montage', 'cell_patches', 'Explorer',
+__all__ = ['PROJECTIONS', 'PALETTE', 'COLOR_MODES', 'GEODESIC_METRICS', 'Projection', 'fit_projection', 'load_or_fit_projection',
+           'decoder_of', 'ExploreInputs', 'prepare_inputs', 'to_display', 'montage', 'cell_patches', 'Explorer',
            'LatentManifoldExplorer', 'CodebookAssignmentExplorer', 'SampleSource', 'SampleExplorer', 'straight_path',
            'PathExplorer', 'GraphGeodesicPath', 'load_explore_inputs', 'load_projections', 'geodesic_path_for',
            'load_sample_sources', 'explorer_interactions', 'time_interactions']
@@ -709,10 +709,17 @@ def load_projections(cfg: FinetuneConfig, vae: SpatialVAE, inputs: ExploreInputs
     return {m: load_or_fit_projection(cfg, vae, inputs.vectors, m) for m in methods}
 
 # %% ../nbs/08_explore.ipynb #0201b831
-def geodesic_path_for(cfg: FinetuneConfig, vae: SpatialVAE, inputs: ExploreInputs) -> GraphGeodesicPath:
-    "Graph geodesics over the inputs' vectors, with their pull-back metric tensors and the run's `knn` (seconds to build)."
+GEODESIC_METRICS = ('expected', 'uncertainty', 'in-context')
+
+def geodesic_path_for(cfg: FinetuneConfig, vae: SpatialVAE, inputs: ExploreInputs, metric: str = 'expected') -> GraphGeodesicPath:
+    """Graph geodesics over the inputs' vectors under `metric` (one of `GEODESIC_METRICS`: the run's expected metric, its
+    uncertainty-aware variant, or the old in-context metric) and the run's `knn` (seconds to build)."""
     from geovq_tutorial.geometry import LatentGraph, metric_tensors
-    return GraphGeodesicPath(LatentGraph(inputs.vectors, metric_tensors(vae, inputs.mu.to(module_device(vae))), k=cfg.knn))
+    from geovq_tutorial.codebook import run_geometry
+    if metric not in GEODESIC_METRICS: raise ValueError(f"metric must be one of {GEODESIC_METRICS}; got {metric!r}")
+    if metric == 'in-context': M = metric_tensors(vae, inputs.mu.to(module_device(vae)))
+    else: M = run_geometry(cfg, vae, uncertainty=metric == 'uncertainty').metric(vae, inputs.vectors)
+    return GraphGeodesicPath(LatentGraph(inputs.vectors, M, k=cfg.knn))
 
 # %% ../nbs/08_explore.ipynb #5d908094
 def load_sample_sources(cfg: FinetuneConfig, vae: SpatialVAE, codebooks: Mapping, data=None, device=None) -> dict[str, SampleSource]:

@@ -26,7 +26,7 @@ from .core import (STAGES, ConfigError, StageError, CheckpointError, stage_order
                                  pick_device, setting, at_least, Job, run_jobs)
 from .data import load_dataset_for, show_images
 from .vae import load_or_train_vae
-from .codebook import METRICS, training_metric
+from .codebook import METRICS
 from .finetune import load_or_finetune_decoder
 from .evaluate import (EvalConfig, evaluate_seed, run_scorer, split_latents, method_models, vqvae_models, seed_config, results_table, check_targets, TABLE_COLUMNS,
                                      VARIANT_LABELS, load_evaluation_samples, compare_variants,
@@ -291,7 +291,7 @@ def seed_part(cfg: RunConfig, seed: int, part: str) -> float | dict:
     elif part == 'vqvae': vqvae_models(c, data, device)
     else:
         vae, _ = load_or_train_vae(c, data, device=device)
-        if part == 'vae': training_metric(c, vae, data, source='mu')
+        if part == 'vae': split_latents(c, vae, data)     # makes the metric and precision stages the codebook jobs read
         elif part == 'control': load_or_finetune_decoder(c, vae, None, data, device=device)
         else: method_models(c, part, vae, data, *split_latents(c, vae, data), device)
     return time.perf_counter() - t0

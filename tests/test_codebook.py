@@ -160,7 +160,7 @@ def test_code_usage_refuses_bad_tokens():
 
 
 def test_methods_are_listed_once():
-    assert list(CODEBOOKS) == ['kmeans', 'kmedoids', 'geodesic']
+    assert list(CODEBOOKS) == ['kmeans', 'kmedoids', 'geodesic', 'geodesic_unc']
     assert CodebookConfig().methods == list(CODEBOOKS)
     with pytest.raises(ValueError, match='subset of kmeans, kmedoids, geodesic'): CodebookConfig(codebook_methods='kmeans,pq')
 
@@ -243,7 +243,8 @@ def test_evaluate_codebook_uses_the_metric_names(tiny_run):
     ref = GeodesicReference(vae, grids, cfg.knn, metric)
     cb = fit_codebook(vae, data.train, 'kmeans', 4)
     row = evaluate_codebook(cb, vae, data.test, ref)
-    measures = set(row) - {'method', 'K', 'seed'}
+    measures = set(row) - {'method', 'assign', 'K', 'seed'}
+    assert row['assign'] == 'euclidean'                              # k-means' own rule
     assert measures <= set(METRICS)     # every number is named in the one vocabulary (later chapters add names of their own)
     assert {'mse', 'psnr', 'mse_vs_vae', 'latent_distortion', 'geodesic_distortion', 'codes_used', 'perplexity'} <= measures
     assert row['psnr'] == pytest.approx(psnr_from_mse(row['mse']))
@@ -251,7 +252,7 @@ def test_evaluate_codebook_uses_the_metric_names(tiny_run):
     summ = summarize([row, {**row, 'seed': 1, 'mse': row['mse'] + 0.1}])
     assert summ[0]['mse']['n'] == 2 and summ[0]['mse']['std'] == pytest.approx(0.05)
     table = format_table(summ, SUMMARY_COLUMNS)
-    assert table.splitlines()[0].split()[:4] == ['K', 'method', 'mse', 'psnr'] and '±' in table
+    assert table.splitlines()[0].split()[:4] == ['K', 'method', 'assign', 'mse'] and '±' in table
 
 
 def test_fingerprint_identifies_the_vae():
@@ -265,7 +266,14 @@ def test_compare_codebooks_rows_and_summary(tiny_run):
     from geovq_tutorial.codebook import compare_codebooks
     cfg, vae, data = tiny_run
     rows = compare_codebooks(cfg, vae, data, Ks=(3,), seeds=(0, 1), verbose=False)
-    assert [(r['K'], r['seed'], r['method']) for r in rows] == [(3, s, m) for s in (0, 1) for m in CODEBOOKS]
+    rules = lambda m: ['euclidean', 'geodesic'] + (['geodesic_unc'] if m == 'geodesic_unc' else [])
+    assert [(r['K'], r['seed'], r['method'], r['assign']) for r in rows] == [(3, s, m, a) for s in (0, 1) for m in CODEBOOKS for a in rules(m)]
     summ = summarize(rows)
-    assert [r['method'] for r in summ] == list(CODEBOOKS) and all(r['n_seeds'] == 2 for r in summ)
-    assert all({'mse', 'latent_distortion', 'geodesic_distortion', 'codes_used'} <= set(r) for r in summ)
+    assert [(r['method'], r['assign']) for r in summ] == [(m, a) for m in CODEBOOKS for a in rules(m)]
+    assert all(r['n_seeds'] == 2 for r in summ)
+    assert all({'mse', 'latent_distortion', 'geodesic_distortion', 'geodesic_distortion_unc', 'codes_used'} <= set(r) for r in summ)
+    own = {(r['method'], r['seed']): r for r in rows if r['assign'] == 'geodesic'}
+    eu = {(r['method'], r['seed']): r for r in rows if r['assign'] == 'euclidean'}
+    for k in own:     # each rule wins on its own yardstick (up to ties)
+        assert own[k]['geodesic_distortion'] <= eu[k]['geodesic_distortion'] + 1e-6
+        assert eu[k]['latent_distortion'] <= own[k]['latent_distortion'] + 1e-6
