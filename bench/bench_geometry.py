@@ -118,6 +118,7 @@ def main():
             s = ratio_summary(v['graph'], v[ref])
             entry.update({f'graph_vs_{key}_median': s['median'], f'graph_vs_{key}_p10': s['p10'], f'graph_vs_{key}_p90': s['p90']})
         entry.update({'continuous_vs_straight_median': ratio_summary(v['continuous'], v['straight'])['median'],
+                      'solver_vs_straight_median': ratio_summary(v['solved'], v['straight'])['median'],
                       'hops_median': float(np.median(v['hops'])), 'graph_s': t_graph, 'validation_s': time.perf_counter() - t0 - t_graph,
                       'components': int(graph.components_before), 'bridges': int(graph.bridges), 'pairs': n})
         res[name] = entry
