@@ -19,7 +19,7 @@ from .core import (
     load_checkpoint, setup_run)
 from .data import ImageSplits, load_dataset_for
 from .vae import GRID, CELLS, SpatialVAE, encode_means, load_vae
-from .geometry import (GeometryConfig, LatentGraph, MIN_EDGE, attach_edges, metric_tensors, ContextDecoder,
+from .geometry import (GeometryConfig, LatentGraph, MIN_EDGE, attach_edges, ContextDecoder,
                                      PrecisionRBF, draw_contexts, fit_precision, pullback_metric, with_uncertainty)
 
 # %% auto #0
@@ -171,7 +171,7 @@ def _check_metric(self, metric, n: int, d: int):
     if metric is None:
         if self.needs_metric:
             raise ValueError(f"the {self.name} codebook needs the pull-back metric tensors [N, D, D] of the vectors; use "
-                             "encode_grid with an attached VAE, or pass metric=metric_tensors(vae, grids)")
+                             "encode_grid with an attached VAE, or pass metric=codebook.geometry.metric(vae, vectors)")
         return None
     metric = torch.as_tensor(metric).detach().to('cpu', torch.float32)
     if metric.shape != (n, d, d): raise ValueError(f"metric must have shape [{n}, {d}, {d}]; got {list(metric.shape)}")

@@ -158,7 +158,9 @@ class LatentGraph:
 
 # %% ../nbs/03_geometry.ipynb #c6490956
 @patch_to(LatentGraph, as_prop=True)
-def N(self) -> int: return len(self.vectors)
+def N(self) -> int:
+    "How many vectors (nodes) the graph has."
+    return len(self.vectors)
 
 @patch_to(LatentGraph)
 def _check(self):
@@ -402,7 +404,8 @@ def pair_paths(self, a: torch.Tensor, Ma: torch.Tensor, b: torch.Tensor, Mb: tor
 def validate_distances(f, graph: LatentGraph, a: torch.Tensor, Ma: torch.Tensor, b: torch.Tensor, Mb: torch.Tensor, T: int = 8,
                        iters: int = 40, lr: float = 0.02, sub: int = 4) -> dict[str, np.ndarray]:
     """For pairs a[i] -> b[i]: the graph distance, the exact length of its own path, of the straight segment and of the continuous
-    geodesic (the shorter of the solver's curves from the straight segment and from the resampled graph path), all under f."""
+    geodesic: the shortest of the solver's curves started from the straight segment and from the resampled graph path, and of those
+    two starts themselves (the solver's own best is 'solved'), all under f."""
     dist, polys = graph.pair_paths(a, Ma, b, Mb)
     seg = torch.cat([torch.stack([p[:-1], p[1:]], 1) for p in polys])                          # every hop of every path [S, 2, D]
     hops = torch.tensor([len(p) - 1 for p in polys])
@@ -410,10 +413,12 @@ def validate_distances(f, graph: LatentGraph, a: torch.Tensor, Ma: torch.Tensor,
                                                              curve_length(f, seg, sub))
     line = straight(a, b, T)
     init = torch.cat([line, torch.stack([resample(p, T) for p in polys])])
-    curves, _ = solve_geodesics(f, init, iters, lr)
-    L = curve_length(f, curves, sub).reshape(2, len(a))
-    return {'graph': dist, 'own_path': own.numpy(), 'straight': curve_length(f, line, sub).numpy(),
-            'continuous': L.min(0).values.numpy(), 'hops': hops.numpy(), 'curves': curves.reshape(2, len(a), T + 1, -1)[L.argmin(0), torch.arange(len(a))]}
+    curves = torch.cat([init, solve_geodesics(f, init, iters, lr)[0]])        # the shortest of start and solved curves
+    L = curve_length(f, curves, sub).reshape(4, len(a))
+    best = L.argmin(0)
+    return {'graph': dist, 'own_path': own.numpy(), 'straight': L[0].numpy(), 'continuous': L.min(0).values.numpy(),
+            'solved': L[2:].min(0).values.numpy(), 'hops': hops.numpy(),
+            'curves': curves.reshape(4, len(a), T + 1, -1)[best, torch.arange(len(a))]}
 
 def ratio_summary(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     "Median, 10th and 90th percentile of the ratios x / y."
