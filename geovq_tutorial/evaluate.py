@@ -111,7 +111,7 @@ def train_classifier(clf: FeatureClassifier, data: ImageSplits, epochs: int, dev
     return hist
 
 # %% ../nbs/07_evaluate.ipynb #90713068
-declare_stage('classifier', ('dataset', 'val_fraction', 'test_fraction', 'seed', 'classifier_epochs'),
+declare_stage('classifier', ('dataset', 'val_fraction', 'test_fraction', 'photo_patches', 'seed', 'classifier_epochs'),
               doc='the feature classifier whose features and class probabilities the sample metrics use')
 
 def load_or_train_classifier(cfg: EvalConfig, data: ImageSplits | None = None, force: bool = False,
@@ -437,7 +437,7 @@ def other_source_rows(cfg: EvalConfig, models, data: ImageSplits, reference) -> 
                                                models.vae, data.test, reference, g['test'], mt['test']) for m in cfg.methods}
 
 # %% ../nbs/07_evaluate.ipynb #252982c4
-declare_stage('evaluation', ('dataset', 'val_fraction', 'test_fraction', 'seed', 'codebook_k', 'codebook_methods',
+declare_stage('evaluation', ('dataset', 'val_fraction', 'test_fraction', 'photo_patches', 'seed', 'codebook_k', 'codebook_methods',
                              'codebook_source', 'knn', 'n_samples', 'temperature', 'top_k'),
               upstream=('vae', 'codebooks', 'prior', 'finetune', 'vqvae', 'classifier'),
               doc='every metric of every variant on the test split, and decoded samples')

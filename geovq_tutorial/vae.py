@@ -173,8 +173,8 @@ def train_vae(model: SpatialVAE, data: ImageSplits, cfg: VAEConfig, device: torc
     return hist
 
 # %% ../nbs/02_vae.ipynb #aebc23eb
-VAE_STAGE = declare_stage('vae', fields=('dataset', 'val_fraction', 'test_fraction', 'seed', 'latent_dim', 'hidden', 'beta',
-                                         'epochs', 'batch_size', 'lr'),
+VAE_STAGE = declare_stage('vae', fields=('dataset', 'val_fraction', 'test_fraction', 'photo_patches', 'seed', 'latent_dim',
+                                         'hidden', 'beta', 'epochs', 'batch_size', 'lr'),
                           doc='the spatial VAE: weights, training history and test ELBO')
 
 # %% ../nbs/02_vae.ipynb #30eab829
