@@ -231,8 +231,8 @@ def load_dataset(name: str, data_root: str | os.PathLike = 'data', download: boo
     return splits
 
 def load_dataset_for(cfg: DataConfig) -> ImageSplits:
-    "The dataset a run configuration asks for."
-    return load_dataset(cfg.dataset, cfg.data_root, cfg.download, cfg.val_fraction, cfg.test_fraction,
+    "The dataset a run configuration asks for, split with the run's seed (each seed draws its own split)."
+    return load_dataset(cfg.dataset, cfg.data_root, cfg.download, cfg.val_fraction, cfg.test_fraction, split_seed=cfg.seed,
                         photo_patches=cfg.photo_patches)
 
 # %% ../nbs/01_data.ipynb #4b4331cb

@@ -22,7 +22,7 @@ from .core import (Config, setting, at_least, declare_stage, STAGES, StageError,
                                  setup_run, seed_everything, module_device, in_batches, load_checkpoint, load_weights,
                                  fingerprint)
 from .data import ImageSplits, load_dataset_for, check_images
-from .vae import SpatialVAE, grid_downsamplings, load_or_train_vae, encode_means
+from .vae import SpatialVAE, grid_downsamplings, load_or_train_vae, encode_means, active_channels
 from .geometry import metric_tensors
 from .codebook import (CODEBOOKS, METRICS, code_usage, grid_to_vectors, load_or_fit_codebook, training_metric,
                                      GeodesicReference, evaluate_codebook, psnr_from_mse)
@@ -30,27 +30,40 @@ from .prior import load_or_train_prior, token_nll, baseline_nlls, sample_tokens,
 from .finetune import FinetuneConfig, load_or_finetune_decoder, load_or_train_vqvae, encode_tokens
 
 # %% auto #0
-__all__ = ['VARIANT_LABELS', 'TABLE_COLUMNS', 'EvalConfig', 'FeatureClassifier', 'classifier_accuracy', 'classifier_loss',
-           'train_classifier', 'load_or_train_classifier', 'classifier_features', 'classifier_probs',
-           'frechet_distance', 'precision_recall', 'inception_score', 'SampleScorer', 'reconstruction_metrics',
-           'results_table', 'check_targets', 'decode_latents', 'seed_config', 'split_latents', 'codebook_tokens',
-           'load_run_models', 'score_codebook', 'score_vae_and_vqvae', 'other_source_rows', 'evaluation_upstream',
-           'run_scorer', 'score_run', 'evaluate_run', 'evaluate_seeds', 'load_evaluation_samples']
+__all__ = ['FEATURE_SPACES', 'VARIANT_LABELS', 'TABLE_COLUMNS', 'HIGHER_IS_BETTER', 'NO_BETTER', 'COMPARE_KEYS', 'EvalConfig',
+           'FeatureClassifier', 'classifier_accuracy', 'classifier_loss', 'train_classifier',
+           'load_or_train_classifier', 'classifier_features', 'classifier_probs', 'FeatureAutoencoder',
+           'autoencoder_loss', 'autoencoder_mse', 'autoencoder_features', 'load_or_train_feature_ae', 'space_prefix',
+           'frechet_distance', 'precision_recall', 'inception_score', 'pixel_stats', 'SampleScorer',
+           'reconstruction_metrics', 'results_table', 't_interval', 'paired_difference', 'verdict', 'comparison_pairs',
+           'compare_variants', 'space_disagreements', 'check_targets', 'decode_latents', 'seed_config', 'split_latents',
+           'codebook_tokens', 'load_run_models', 'draw_generator', 'score_codebook', 'score_vae_and_vqvae',
+           'other_source_rows', 'evaluation_upstream', 'run_scorer', 'score_run', 'evaluate_run', 'evaluate_seeds',
+           'evaluate_seed', 'load_evaluation_samples']
 
 # %% ../nbs/07_evaluate.ipynb #62575a25
 @dataclass
 class EvalConfig(FinetuneConfig):
-    "The evaluation: seeds and the feature classifier."
-    eval_seeds: str = setting('0,1,2', 'comma-separated seeds for the results table (mean and spread)')
+    "The evaluation: seeds, sample draws and the two feature networks of the sample metrics."
+    eval_seeds: str = setting('0,1,2', 'comma-separated seeds for the results table (each its own split and models)')
     classifier_epochs: int = setting(30, 'epochs of the small classifier whose features the sample metrics use', at_least(1))
+    feature_ae_epochs: int = setting(30, 'epochs of the label-free autoencoder, the second feature space', at_least(1))
+    feature_spaces: str = setting('classifier,ae', "comma-separated feature spaces of the sample metrics: 'classifier' (needs labels), 'ae'")
+    n_draws: int = setting(3, 'sample draws per seed and variant (each n_samples images, scored against its own real reference)', at_least(1))
+    max_reference: int = setting(4000, 'at most this many real images in the reference of each draw', at_least(10))
 
     @property
     def seeds(self) -> list[int]: return [int(s) for s in self.eval_seeds.split(',') if s.strip()]
+
+    @property
+    def spaces(self) -> list[str]: return [s.strip() for s in self.feature_spaces.split(',') if s.strip()]
 
     def check(self):
         try: seeds = self.seeds
         except ValueError: seeds = []
         if not seeds: return 'eval_seeds', "use comma-separated integers such as '0,1,2'"
+        if len(set(seeds)) != len(seeds): return 'eval_seeds', 'give each seed once'
+        if not self.spaces or set(self.spaces) - {'classifier', 'ae'}: return 'feature_spaces', "use 'classifier', 'ae' or 'classifier,ae'"
 
 # %% ../nbs/07_evaluate.ipynb #009499cb
 class FeatureClassifier(nn.Module):
@@ -142,6 +155,83 @@ def classifier_probs(clf: FeatureClassifier, x: torch.Tensor, batch_size: int = 
     clf.eval()
     return in_batches(lambda b: clf(b).double().softmax(1), check_images(x, 'images to classify'), batch_size, module_device(clf))
 
+# %% ../nbs/07_evaluate.ipynb #9b671cfd
+class FeatureAutoencoder(nn.Module):
+    "A small conv autoencoder trained without labels; `features(x)` is its bottleneck, the second feature space."
+    def __init__(self, image_shape: tuple[int, int, int] = (1, 8, 8), hidden: int = 32, feature_dim: int = 32):
+        super().__init__()
+        self.image_shape, self.hidden, self.feature_dim = tuple(image_shape), hidden, feature_dim
+        c, k = self.image_shape[0], grid_downsamplings(self.image_shape)
+        enc = [nn.Conv2d(c, hidden, 3, padding=1), nn.SiLU()]
+        for _ in range(k): enc += [nn.Conv2d(hidden, hidden, 4, 2, 1), nn.SiLU()]
+        self.encoder = nn.Sequential(*enc, nn.Flatten(), nn.Linear(hidden * 16, feature_dim))
+        dec = [nn.Linear(feature_dim, hidden * 16), nn.SiLU(), nn.Unflatten(1, (hidden, 4, 4))]
+        for _ in range(k): dec += [nn.ConvTranspose2d(hidden, hidden, 4, 2, 1), nn.SiLU()]
+        self.decoder = nn.Sequential(*dec, nn.Conv2d(hidden, c, 3, padding=1))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        "The bottleneck [N, feature_dim] of images [N, C, H, W]."
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(f"FeatureAutoencoder expects images of shape [N, {', '.join(map(str, self.image_shape))}]; "
+                             f"got {list(x.shape)}. Was it trained on another dataset?")
+        return self.encoder(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor: return torch.sigmoid(self.decoder(self.features(x)))
+
+# %% ../nbs/07_evaluate.ipynb #b4901638
+def autoencoder_loss(ae: FeatureAutoencoder, x: torch.Tensor) -> torch.Tensor:
+    "Pixel MSE of the reconstruction: the feature autoencoder's training loss (no labels)."
+    return F.mse_loss(ae(x), x)
+
+@torch.no_grad()
+def autoencoder_mse(ae: FeatureAutoencoder, x: torch.Tensor, batch_size: int = 1024) -> float:
+    "Pixel MSE of the autoencoder's reconstructions of `x`."
+    ae.eval()
+    return F.mse_loss(in_batches(ae, x, batch_size, module_device(ae)), x.cpu()).item()
+
+@torch.no_grad()
+def autoencoder_features(ae: FeatureAutoencoder, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    "Bottleneck features [N, F] (float64, CPU) of images `x` in [0, 1]."
+    ae.eval()
+    return in_batches(ae.features, check_images(x, 'images to embed'), batch_size, module_device(ae)).double()
+
+declare_stage('feature_ae', ('dataset', 'val_fraction', 'test_fraction', 'photo_patches', 'seed', 'feature_ae_epochs'),
+              doc='the label-free autoencoder whose bottleneck is the second feature space of the sample metrics')
+
+# %% ../nbs/07_evaluate.ipynb #ff3c8fe8
+def load_or_train_feature_ae(cfg: EvalConfig, data: ImageSplits | None = None, force: bool = False,
+                             device: torch.device | None = None, hidden: int = 32, feature_dim: int = 32) -> tuple[FeatureAutoencoder, dict]:
+    "The run's feature autoencoder and its report: the stored one when its settings match, else trained on the training images."
+    device = device or setup_run(cfg)
+    data = data or load_dataset_for(cfg)
+    stage, key = STAGES['feature_ae'], {'hidden': hidden, 'feature_dim': feature_dim}
+    new = lambda: FeatureAutoencoder(data.image_shape, hidden, feature_dim).to(device)
+    def make():
+        seed_everything(cfg.seed)
+        ae = new()
+        opt = torch.optim.Adam(ae.parameters(), lr=2e-3)
+        hist = Trainer(ae, autoencoder_loss, lambda m: autoencoder_mse(m, data.val), opt, cfg.feature_ae_epochs, 64,
+                       checkpoint=stage.path(cfg, **key).with_suffix('.partial.safetensors'), progress=cfg.progress,
+                       desc='feature autoencoder epochs').fit(data.train)
+        return ae.state_dict(), {**hist, 'test_mse': autoencoder_mse(ae, data.test)}
+    tensors, info = stage.get(cfg, make, force=force, **key)
+    return load_weights(new(), tensors, 'the stored feature autoencoder').eval(), info
+
+# %% ../nbs/07_evaluate.ipynb #e6fb9235
+def _classifier_space(cfg, data, device):
+    clf = load_or_train_classifier(cfg, data, device=device)[0]
+    return clf, lambda x: classifier_features(clf, x)
+
+def _autoencoder_space(cfg, data, device):
+    ae = load_or_train_feature_ae(cfg, data, device=device)[0]
+    return ae, lambda x: autoencoder_features(ae, x)
+
+FEATURE_SPACES = {'classifier': _classifier_space, 'ae': _autoencoder_space}
+
+def space_prefix(space: str) -> str:
+    "The prefix of a feature space's metric names: none for the classifier, '<space>_' for the others."
+    return '' if space == 'classifier' else f'{space}_'
+
 # %% ../nbs/07_evaluate.ipynb #204833a3
 def _as_features(f, what: str) -> np.ndarray:
     a = f.detach().cpu().double().numpy() if isinstance(f, torch.Tensor) else np.asarray(f, dtype=np.float64)
@@ -192,57 +282,83 @@ def inception_score(probs) -> float:
     kl = np.where(p > 0, p * (np.log(np.clip(p, 1e-300, None)) - np.log(np.clip(marg, 1e-300, None))), 0.0).sum(1)
     return float(np.exp(kl.mean()))
 
+# %% ../nbs/07_evaluate.ipynb #788aab25
+def pixel_stats(x: torch.Tensor) -> dict:
+    "Mean per-image contrast (pixel std) and sharpness (mean squared finite-difference gradient) of images `x` [N, C, H, W]."
+    x = check_images(x, 'images').double()
+    grad = (x[..., 1:, :] - x[..., :-1, :]).pow(2).flatten(1).sum(1) + (x[..., :, 1:] - x[..., :, :-1]).pow(2).flatten(1).sum(1)
+    return {'contrast': x.flatten(1).std(1).mean().item(), 'sharpness': (grad / x[0].numel()).mean().item()}
+
 # %% ../nbs/07_evaluate.ipynb #7fec7459
 class SampleScorer:
-    "Sample metrics (FD, precision, recall, inception score) of generated images against a fixed real reference, with floors."
-    def __init__(self, clf: FeatureClassifier, reference: torch.Tensor, pool: torch.Tensor, k: int = 3,
-                 floor_repeats: int = 5, seed: int = 0):
-        self.clf, self.k, self.floor_repeats, self.seed = clf, k, floor_repeats, seed
-        self.ref_features = classifier_features(clf, reference)
-        self.pool_features = classifier_features(clf, pool)
-        self.reference_inception_score = inception_score(classifier_probs(clf, reference))
-        self.fingerprint = fingerprint(clf, reference, pool)   # identifies the yardstick
-        self._floors: dict[int, dict] = {}
-
-    def _compare(self, feats: torch.Tensor) -> dict:
-        return {'fd': frechet_distance(feats, self.ref_features), **precision_recall(self.ref_features, feats, self.k)}
+    "Sample metrics in every feature space against the real images, per draw, each draw with its own real-vs-real floor."
+    def __init__(self, spaces: dict, real: torch.Tensor, n: int, draws: int = 3, k: int = 3, max_reference: int = 4000,
+                 seed: int = 0, probs=None):
+        if len(real) < n + k + 1: raise ValueError(f"scoring n={n} samples needs more than {n + k} real images; got {len(real)}. "
+                                                   "Score fewer samples (n_samples)")
+        self.n, self.draws, self.k, self.probs = n, draws, k, probs
+        self.real = {s: embed(check_images(real, 'real images')) for s, embed in spaces.items()}
+        self.embed = dict(spaces)
+        self.real_pixels = pixel_stats(real)
+        self.reference_inception_score = inception_score(probs(real)) if probs else None
+        g = torch.Generator().manual_seed(seed)
+        perms = [torch.randperm(len(real), generator=g) for _ in range(draws)]
+        self.partitions = [(p[:n], p[n:n + max_reference]) for p in perms]     # (floor images, reference) per draw
+        self.fingerprint = fingerprint(self.real, n, draws, k, max_reference, seed)   # identifies the yardstick
+        self.floors = [self._compare(d, {s: f[held] for s, f in self.real.items()}) for d, (held, _) in enumerate(self.partitions)]
 
 # %% ../nbs/07_evaluate.ipynb #0609994b
 @patch_to(SampleScorer)
-def floor(self, n: int) -> dict:
-    "Mean and std over `floor_repeats` random subsets of n pool images of FD, precision and recall against the reference."
-    if n > len(self.pool_features):
-        raise ValueError(f"the floor at n={n} needs at least n pool images; the pool has {len(self.pool_features)}. "
-                         "Score fewer samples or use a larger pool")
-    if n not in self._floors:
-        g = torch.Generator().manual_seed(self.seed)
-        runs = [self._compare(self.pool_features[torch.randperm(len(self.pool_features), generator=g)[:n]])
-                for _ in range(self.floor_repeats)]
-        self._floors[n] = {f'{m}_floor{s}': float(f([r[m] for r in runs])) for m in ('fd', 'precision', 'recall')
-                           for s, f in (('', np.mean), ('_std', np.std))}
-    return self._floors[n]
+def _compare(self, d: int, feats: dict) -> dict:
+    "FD, precision and recall in every space of features `feats` against draw d's reference (names prefixed per space)."
+    out = {}
+    for s, f in feats.items():
+        ref, p = self.real[s][self.partitions[d][1]], space_prefix(s)
+        out.update({f'{p}fd': frechet_distance(f, ref), **{f'{p}{k}': v for k, v in precision_recall(ref, f, self.k).items()}})
+    return out
 
 @patch_to(SampleScorer)
-def __call__(self, samples: torch.Tensor) -> dict:
-    "Metrics of generated images `samples` [n, C, H, W] in [0, 1] (their names are defined in `METRICS`)."
-    out = {'n_samples': len(samples), 'n_reference': len(self.ref_features),
-           **self._compare(classifier_features(self.clf, samples)),
-           'inception_score': inception_score(classifier_probs(self.clf, samples)),
-           'inception_score_reference': self.reference_inception_score}
-    return {**out, **self.floor(len(samples))}
+def score_draw(self, d: int, samples: torch.Tensor) -> dict:
+    "Every metric of draw d's n samples, with the draw's floor."
+    out = {**self._compare(d, {s: embed(samples) for s, embed in self.embed.items()}), **pixel_stats(samples)}
+    if self.probs: out['inception_score'] = inception_score(self.probs(samples))
+    return {**out, **{f'{k}_floor': v for k, v in self.floors[d].items()}}
 
 # %% ../nbs/07_evaluate.ipynb #1708b69c
+@patch_to(SampleScorer)
+def __call__(self, samples: torch.Tensor) -> dict:
+    "Metrics of generated images `samples` [draws * n, C, H, W] in [0, 1], draw d being rows d*n..(d+1)*n (names in `METRICS`)."
+    if len(samples) != self.draws * self.n:
+        raise ValueError(f"the scorer takes {self.draws} draws of {self.n} samples, {self.draws * self.n} images; got {len(samples)}")
+    per = [self.score_draw(d, samples[d * self.n:(d + 1) * self.n]) for d in range(self.draws)]
+    mean = {k: float(np.mean([r[k] for r in per])) for k in per[0]}
+    floor_std = {f'{k}_std': float(np.std([r[k] for r in per])) for k in per[0] if '_floor' in k}
+    ref = {'inception_score_reference': self.reference_inception_score} if self.probs else {}
+    return {'n_samples': self.n, 'n_draws': self.draws, 'n_reference': len(self.partitions[0][1]), **mean, **floor_std, **ref,
+            **{f'{k}_real': v for k, v in self.real_pixels.items()}, 'draws': {k: [r[k] for r in per] for k in per[0]}}
+
+# %% ../nbs/07_evaluate.ipynb #10d3647b
+def _space_metrics(space: str) -> dict:
+    p, where = space_prefix(space), {'classifier': 'classifier-feature', 'ae': 'autoencoder-feature'}.get(space, space)
+    return {f'{p}fd': f'Fréchet distance in {where} space to the real reference (lower is better), mean over draws',
+            f'{p}precision': f'share of samples inside the k-NN support of the real reference (k=3), {where} space',
+            f'{p}recall': f'share of real reference images inside the k-NN support of the samples (k=3), {where} space',
+            f'{p}fd_floor': f'FD of n held-out real images against the same reference ({where}): the best a perfect model can expect',
+            f'{p}fd_floor_std': 'its standard deviation over the draws',
+            f'{p}precision_floor': f'precision of n held-out real images ({where})', f'{p}precision_floor_std': 'its std over the draws',
+            f'{p}recall_floor': f'recall of n held-out real images ({where})', f'{p}recall_floor_std': 'its std over the draws',
+            f'{p}unigram_fd': f'{where} FD of per-position-unigram token grids decoded the same way (the reference for {p}fd_ratio)',
+            f'{p}fd_ratio': f'{p}fd / {p}unigram_fd'}
+
+METRICS.update({k: v for s in FEATURE_SPACES for k, v in _space_metrics(s).items()})
 METRICS.update({
-    'n_samples': 'number of generated images scored', 'n_reference': 'number of real reference images (the test split)',
-    'fd': 'Fréchet distance in classifier-feature space to the reference (lower is better)',
-    'precision': 'share of samples inside the k-NN support of the reference (k=3)',
-    'recall': 'share of reference images inside the k-NN support of the samples (k=3)',
+    'n_samples': 'number of generated images per draw', 'n_draws': 'number of sample draws per seed',
+    'n_reference': 'number of real images in the reference of each draw (all real images but the n floor images)',
     'inception_score': 'classifier-based inception score of the samples (1 .. number of classes)',
-    'inception_score_reference': 'the same score of the reference images',
-    'fd_floor': 'FD of n random training images against the reference: the best a perfect model can expect at this n',
-    'fd_floor_std': 'its standard deviation over random subsets',
-    'precision_floor': 'precision of n random training images', 'precision_floor_std': 'its standard deviation',
-    'recall_floor': 'recall of n random training images', 'recall_floor_std': 'its standard deviation'})
+    'inception_score_reference': 'the same score of all real images',
+    'contrast': 'mean per-image pixel standard deviation of the samples', 'contrast_real': 'the same of all real images',
+    'sharpness': 'mean squared finite-difference gradient of the samples', 'sharpness_real': 'the same of all real images',
+    'draws': 'the per-draw values of the sample metrics (lists, one value per draw)'})
 
 # %% ../nbs/07_evaluate.ipynb #2b6ed191
 @torch.no_grad()
@@ -258,9 +374,10 @@ def reconstruction_metrics(recon: torch.Tensor, x: torch.Tensor, vae_recon: torc
     return out
 
 # %% ../nbs/07_evaluate.ipynb #19d56856
-_ORDER = ['vae', *[v for m in CODEBOOKS for v in (m, f'{m}+ft')], 'vqvae']
-VARIANT_LABELS = {'vae': 'continuous VAE', **{v: f'{v[:-3]} + decoder fine-tune' if v.endswith('+ft') else f'post-hoc {v}'
-                                              for v in _ORDER[1:-1]}, 'vqvae': 'end-to-end VQ-VAE'}
+_ORDER = ['vae', 'vae+ft', *[v for m in CODEBOOKS for v in (m, f'{m}+ft')], 'vqvae']
+VARIANT_LABELS = {'vae': 'continuous VAE', 'vae+ft': 'control: decoder fine-tuned on mu',
+                  **{v: f'{v[:-3]} + decoder fine-tune' if v.endswith('+ft') else f'post-hoc {v}' for v in _ORDER[2:-1]},
+                  'vqvae': 'end-to-end VQ-VAE'}
 
 def _variant_order(name: str):
     "Sort key: the table's fixed order of variants ('kmeans[z]' sorts with 'kmeans'), unknown names last."
@@ -298,29 +415,101 @@ TABLE_COLUMNS = [  # (row key, column header, number format) for core's format_t
     ('label', 'variant', ''), ('n_seeds', 'seeds', 'd'),
     ('mse', 'MSE vs x', '.4f'), ('psnr', 'PSNR vs x (dB)', '.2f'), ('mse_vs_vae', 'MSE vs decode(mu)', '.4f'),
     ('codes_used', 'codes used', '.2f'), ('perplexity', 'perplexity', '.1f'), ('prior_nll', 'prior NLL (nats/token)', '.3f'),
-    ('per_position_nll', 'per-pos. unigram NLL', '.3f'), ('fd', 'sample FD', '.1f'), ('fd_ratio', 'FD / unigram-sample FD', '.2f'),
-    ('precision', 'precision', '.2f'), ('recall', 'recall', '.2f')]
+    ('per_position_nll', 'per-pos. unigram NLL', '.3f'), ('fd', 'FD (classifier)', '.1f'), ('fd_ratio', 'FD / unigram FD', '.2f'),
+    ('precision', 'precision', '.2f'), ('recall', 'recall', '.2f'), ('ae_fd', 'FD (autoencoder)', '.2f'),
+    ('ae_precision', 'precision (ae)', '.2f'), ('ae_recall', 'recall (ae)', '.2f'), ('contrast', 'contrast', '.3f'),
+    ('sharpness', 'sharpness', '.4f')]
+
+# %% ../nbs/07_evaluate.ipynb #f474d182
+def t_interval(values, level: float = 0.95) -> dict:
+    "Mean of the finite `values` and its two-sided Student-t interval ('lo', 'hi' are None with fewer than 2 values)."
+    from scipy.stats import t
+    v = np.array([x for x in values if _finite(x)], dtype=np.float64)
+    out = {'mean': float(v.mean()) if len(v) else None, 'lo': None, 'hi': None, 'n': len(v)}
+    if len(v) > 1:
+        half = float(t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+        out.update(lo=out['mean'] - half, hi=out['mean'] + half)
+    return out
+
+def paired_difference(rows: list[dict], a: str, b: str, key: str, relative: bool = False) -> dict | None:
+    "Interval of B - A in metric `key` (`relative`: (B - A) / A) over the seeds both rows have; None when a row lacks it."
+    by = {r['variant']: r for r in rows}
+    if a not in by or b not in by or key not in by[a] or key not in by[b]: return None
+    va, vb = (dict(zip(by[v]['seeds'], by[v][key]['values'])) for v in (a, b))
+    common = [s for s in va if s in vb and _finite(va[s]) and _finite(vb[s])]
+    d = [(vb[s] - va[s]) / va[s] if relative else vb[s] - va[s] for s in common]
+    return {'a': a, 'b': b, 'metric': key, 'relative': relative, **t_interval(d), 'seeds': common}
+
+# %% ../nbs/07_evaluate.ipynb #6dd75409
+HIGHER_IS_BETTER = {'psnr', 'codes_used', 'perplexity', *[f'{space_prefix(s)}{k}' for s in FEATURE_SPACES for k in ('precision', 'recall')]}
+NO_BETTER = {'contrast', 'sharpness'}   # closer to the real images' value is better: the verdict says higher or lower
+
+def verdict(c: dict, labels=VARIANT_LABELS) -> str:
+    "The decision rule in words for a `paired_difference` result."
+    A, B = labels.get(c['a'], c['a']), labels.get(c['b'], c['b'])
+    if c['lo'] is None: return f"no interval with n = {c['n']} seed(s)"
+    if c['lo'] <= 0 <= c['hi']: return f"no measurable difference at this n (n = {c['n']} seeds)"
+    b_higher = c['lo'] > 0
+    if c['metric'] in NO_BETTER: return f"{B} has {'higher' if b_higher else 'lower'} {c['metric']} than {A}"
+    b_better = b_higher == (c['metric'] in HIGHER_IS_BETTER)
+    return f"{B if b_better else A} is better than {A if b_better else B} ({c['metric']})"
+
+# %% ../nbs/07_evaluate.ipynb #a5d39290
+COMPARE_KEYS = ('mse', 'prior_nll', *[f'{space_prefix(s)}{k}' for s in FEATURE_SPACES for k in ('fd', 'precision', 'recall')],
+                'contrast', 'sharpness')
+
+def comparison_pairs(methods) -> list[tuple[str, str, str]]:
+    "(question, A, B) of every difference the decision rule is applied to."
+    geo = [m for m in methods if getattr(CODEBOOKS.get(m), 'needs_metric', False)]
+    euc = [m for m in methods if m not in geo]
+    return ([('fine-tune', m, f'{m}+ft') for m in methods] + [('control', 'vae', 'vae+ft')]
+            + [('fine-tune vs control', 'vae+ft', f'{m}+ft') for m in methods]
+            + [('geodesic vs Euclidean', e + ft, g + ft) for ft in ('', '+ft') for g in geo for e in euc]
+            + [('post-hoc vs end-to-end', 'vqvae', m + ft) for m in methods for ft in ('', '+ft')])
+
+def compare_variants(rows: list[dict], methods=tuple(CODEBOOKS), keys=COMPARE_KEYS) -> list[dict]:
+    "Every paired difference of `comparison_pairs` in every metric of `keys` both rows have, with its verdict."
+    out = []
+    for q, a, b in comparison_pairs(methods):
+        for k in keys:
+            if (c := paired_difference(rows, a, b, k)) is not None: out.append({'question': q, **c, 'verdict': verdict(c)})
+    return out
+
+# %% ../nbs/07_evaluate.ipynb #65daf93e
+def _sign(c: dict) -> int: return 0 if c['lo'] is None or c['lo'] <= 0 <= c['hi'] else (1 if c['lo'] > 0 else -1)
+
+def space_disagreements(comparisons: list[dict]) -> list[dict]:
+    "Comparisons whose sample-metric verdict (sign of the interval) differs between the classifier space and another space."
+    by = {(c['a'], c['b'], c['metric']): c for c in comparisons}
+    out = []
+    for (a, b, k), c in by.items():
+        if k not in ('fd', 'precision', 'recall'): continue
+        for s in FEATURE_SPACES:
+            o = by.get((a, b, f'{space_prefix(s)}{k}'))
+            if s != 'classifier' and o is not None and _sign(o) != _sign(c):
+                out.append({'question': c['question'], 'a': a, 'b': b, 'metric': k, 'space': s, 'classifier': c['verdict'],
+                            'other': o['verdict'], 'classifier_mean': c['mean'], 'other_mean': o['mean']})
+    return out
 
 # %% ../nbs/07_evaluate.ipynb #6252c459
 def check_targets(rows: list[dict], methods=tuple(CODEBOOKS)) -> list[dict]:
-    "The issue's five figures, each {'target', 'value', 'met'} computed from `results_table` rows (means over seeds)."
-    mean = {r['variant']: {k: m['mean'] for k, m in r.items() if isinstance(m, dict) and 'mean' in m} for r in rows}
-    get = lambda v, k: mean.get(v, {}).get(k)
-    out = []
-    def add(target, value, ok): out.append({'target': target, 'value': value, 'met': None if value is None else bool(ok)})
-    v = get('vae', 'mse'); add('continuous VAE MSE <= 0.006', v, v is not None and v <= 0.006)
-    post = {m: get(m, 'mse') for m in methods if get(m, 'mse') is not None}
-    if post:
-        best = min(post, key=post.get); add(f'best post-hoc MSE <= 0.008 ({best})', post[best], post[best] <= 0.008)
+    "The project's targets, each {'target', 'value' (mean), 'lo', 'hi', 'n', 'met'}: met only when the interval says so."
+    by, out = {r['variant']: r for r in rows}, []
+    def add(target, ci, limit, below):
+        if ci is None or ci['mean'] is None: return
+        met = None if ci['lo'] is None else bool(ci['hi'] <= limit if below else ci['lo'] >= limit)
+        out.append({'target': target, 'value': ci['mean'], 'lo': ci['lo'], 'hi': ci['hi'], 'n': ci['n'], 'met': met})
+    level = lambda v, k: t_interval(by[v][k]['values']) if v in by and k in by[v] else None
+    add('continuous VAE MSE <= 0.006', level('vae', 'mse'), 0.006, True)
+    post = {m: by[m]['mse']['mean'] for m in methods if m in by and 'mse' in by[m] and by[m]['mse']['mean'] is not None}
+    if post: best = min(post, key=post.get); add(f'best post-hoc MSE <= 0.008 ({best})', level(best, 'mse'), 0.008, True)
     for m in methods:
-        a, b = get(m, 'mse'), get(f'{m}+ft', 'mse')
-        if a is not None and b is not None: add(f'decoder fine-tune lowers {m} MSE by >= 15%', 1 - b / a, 1 - b / a >= 0.15)
-    for name in [*methods, 'vqvae']:
-        g = get(name, 'prior_gain')
-        if g is not None: add(f'{name} prior beats the per-position unigram by >= 0.1 nats/token', g, g >= 0.1)
+        c = paired_difference(rows, m, f'{m}+ft', 'mse', relative=True)
+        if c is not None: add(f'decoder fine-tune lowers {m} MSE by >= 15%', {**c, **{k: -c[h] if c[h] is not None else None
+                                                                                      for k, h in (('mean', 'mean'), ('lo', 'hi'), ('hi', 'lo'))}}, 0.15, False)
+    for name in [*methods, 'vqvae']: add(f'{name} prior beats the per-position unigram by >= 0.1 nats/token', level(name, 'prior_gain'), 0.1, False)
     for name in [*methods, *[f'{m}+ft' for m in methods], 'vqvae']:
-        r = get(name, 'fd_ratio')
-        if r is not None: add(f'{name} sample FD <= 0.7 x per-position-unigram samples\' FD', r, r <= 0.7)
+        add(f"{name} sample FD <= 0.7 x per-position-unigram samples' FD", level(name, 'fd_ratio'), 0.7, True)
     return out
 
 # %% ../nbs/07_evaluate.ipynb #84054fb5
@@ -333,8 +522,7 @@ METRICS.update({
     'bigram_nll': 'NLL under the smoothed bigram in raster order (nats/token)',
     'prior_gain': 'per_position_nll - prior_nll: what the Transformer adds over the per-position unigram (nats/token)',
     'distinct_samples': 'number of distinct token grids among the prior samples',
-    'unigram_fd': 'sample FD of per-position-unigram token grids decoded the same way (the reference for fd_ratio)',
-    'fd_ratio': 'fd / unigram_fd'})
+    'active_channels': "the VAE's latent channels whose encoder mean varies over the training images by more than 0.01"})
 
 # %% ../nbs/07_evaluate.ipynb #d91b2265
 def decode_latents(vae: SpatialVAE, z: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
@@ -377,27 +565,36 @@ def load_run_models(cfg: EvalConfig, data: ImageSplits, device: torch.device) ->
         tokens[m] = codebook_tokens(books[m], grids, metric)
         priors[m], _ = load_or_train_prior(cfg, m, tokens[m]['train'], tokens[m]['val'], cfg.codebook_k, device=device)
         tuned[m], _ = load_or_finetune_decoder(cfg, vae, books[m], data, device=device)
+    control, _ = load_or_finetune_decoder(cfg, vae, None, data, device=device)     # the control: fine-tuned on mu
     vq, _ = load_or_train_vqvae(cfg, data, device=device)
     tokens['vqvae'] = {s: encode_tokens(vq.vae, vq, data.split(s)[0]) for s in ('train', 'val', 'test')}
     priors['vqvae'], _ = load_or_train_prior(cfg, 'vqvae', tokens['vqvae']['train'], tokens['vqvae']['val'], cfg.codebook_k,
                                              device=device)
-    return SimpleNamespace(vae=vae, grids=grids, metric=metric, codebooks=books, tokens=tokens, priors=priors, tuned=tuned, vqvae=vq)
+    return SimpleNamespace(vae=vae, grids=grids, metric=metric, codebooks=books, tokens=tokens, priors=priors, tuned=tuned,
+                           control=control, vqvae=vq)
 
 # %% ../nbs/07_evaluate.ipynb #63169163
+def draw_generator(cfg: EvalConfig, d: int) -> torch.Generator:
+    "The random generator of sample draw d of the seed `cfg.seed` (the same for every variant of the seed)."
+    return torch.Generator().manual_seed(1000 * cfg.seed + d)
+
 def _prior_columns(prior, tokens: dict, K: int, n: int, cfg: EvalConfig) -> tuple[dict, torch.Tensor, torch.Tensor]:
-    "Prior NLL against the baselines on the test tokens, and token grids sampled from the prior and the per-position unigram."
+    "Prior NLL against the baselines on the test tokens, and `cfg.n_draws` draws of n token grids (draw after draw) from the prior and the per-position unigram."
     nll, base = token_nll(prior, tokens['test']), baseline_nlls(tokens['train'], tokens['test'], K)
-    sampled = sample_tokens(prior, n, cfg.temperature, cfg.top_k or None, torch.Generator().manual_seed(cfg.seed))
-    unigram = sample_per_position(tokens['train'], n, K, generator=torch.Generator().manual_seed(cfg.seed))
+    sampled = torch.cat([sample_tokens(prior, n, cfg.temperature, cfg.top_k or None, draw_generator(cfg, d)) for d in range(cfg.n_draws)])
+    unigram = torch.cat([sample_per_position(tokens['train'], n, K, generator=draw_generator(cfg, d)) for d in range(cfg.n_draws)])
+    distinct = np.mean([len({tuple(t) for t in s.reshape(n, -1).tolist()}) for s in sampled.split(n)])
     cols = {'prior_nll': nll, 'prior_bits_per_image': nll * tokens['test'][0].numel() / math.log(2), 'uniform_nll': base['uniform'],
             'unigram_nll': base['unigram'], 'per_position_nll': base['per_position'], 'bigram_nll': base['bigram'],
-            'prior_gain': base['per_position'] - nll, 'distinct_samples': len({tuple(t) for t in sampled.reshape(n, -1).tolist()})}
+            'prior_gain': base['per_position'] - nll, 'distinct_samples': float(distinct)}
     return cols, sampled, unigram
 
 def _sample_columns(scorer: SampleScorer, decoder: SpatialVAE, codebook, sampled, unigram) -> tuple[dict, torch.Tensor]:
     imgs = tokens_to_images(decoder, codebook, sampled)
-    s, u = scorer(imgs), scorer(tokens_to_images(decoder, codebook, unigram))['fd']
-    return {**s, 'unigram_fd': u, 'fd_ratio': s['fd'] / u}, imgs
+    s, u = scorer(imgs), scorer(tokens_to_images(decoder, codebook, unigram))
+    ratios = {k: v for sp in scorer.embed for p in [space_prefix(sp)]
+              for k, v in ((f'{p}unigram_fd', u[f'{p}fd']), (f'{p}fd_ratio', s[f'{p}fd'] / u[f'{p}fd']))}
+    return {**s, **ratios}, imgs
 
 # %% ../nbs/07_evaluate.ipynb #17ef6f73
 def score_codebook(cfg: EvalConfig, m: str, models, x: torch.Tensor, scorer: SampleScorer, reference, vae_recon) -> tuple[dict, dict, dict]:
@@ -415,11 +612,12 @@ def score_codebook(cfg: EvalConfig, m: str, models, x: torch.Tensor, scorer: Sam
 
 # %% ../nbs/07_evaluate.ipynb #1fe3516b
 def score_vae_and_vqvae(cfg: EvalConfig, models, x: torch.Tensor, scorer: SampleScorer) -> tuple[dict, dict]:
-    "The continuous VAE (samples decode z ~ N(0, I)) and the end-to-end VQ-VAE: metrics and decoded samples."
+    "The continuous VAE and the control (samples decode z ~ N(0, I)) and the end-to-end VQ-VAE: metrics and decoded samples."
     vae, vq, n, tokens = models.vae, models.vqvae, cfg.n_samples, models.tokens['vqvae']
-    z = torch.randn(n, cfg.latent_dim, *models.grids['test'].shape[2:], generator=torch.Generator().manual_seed(cfg.seed))
-    samples = {'vae': decode_latents(vae, z)}
-    variants = {'vae': {**reconstruction_metrics(decode_latents(vae, models.grids['test']), x), **scorer(samples['vae'])}}
+    z = torch.cat([torch.randn(n, cfg.latent_dim, *models.grids['test'].shape[2:], generator=draw_generator(cfg, d)) for d in range(cfg.n_draws)])
+    samples, vae_recon = {'vae': decode_latents(vae, z), 'vae+ft': decode_latents(models.control, z)}, decode_latents(vae, models.grids['test'])
+    variants = {'vae': {**reconstruction_metrics(vae_recon, x), **scorer(samples['vae']), 'active_channels': active_channels(models.grids['train'])},
+                'vae+ft': {**reconstruction_metrics(decode_latents(models.control, models.grids['test']), x, vae_recon), **scorer(samples['vae+ft'])}}
     prior_cols, sampled, unigram = _prior_columns(models.priors['vqvae'], tokens, cfg.codebook_k, n, cfg)
     cols, samples['vqvae'] = _sample_columns(scorer, vq.vae, vq, sampled, unigram)
     samples['vqvae/unigram'] = tokens_to_images(vq.vae, vq, unigram)
@@ -438,18 +636,25 @@ def other_source_rows(cfg: EvalConfig, models, data: ImageSplits, reference) -> 
 
 # %% ../nbs/07_evaluate.ipynb #252982c4
 declare_stage('evaluation', ('dataset', 'val_fraction', 'test_fraction', 'photo_patches', 'seed', 'codebook_k', 'codebook_methods',
-                             'codebook_source', 'knn', 'n_samples', 'temperature', 'top_k'),
-              upstream=('vae', 'codebooks', 'prior', 'finetune', 'vqvae', 'classifier'),
+                             'codebook_source', 'knn', 'n_samples', 'n_draws', 'temperature', 'top_k', 'feature_spaces', 'max_reference'),
+              upstream=('vae', 'codebooks', 'prior', 'finetune', 'vqvae', 'classifier', 'feature_ae'),
               doc='every metric of every variant on the test split, and decoded samples')
 
 def evaluation_upstream(models, scorer: SampleScorer) -> dict:
-    "What the evaluation was made from, for its settings record: the models and the classifier's fingerprint."
+    "What the evaluation was made from, for its settings record: the models and the scorer's fingerprint (its networks and real images)."
     return {'vae': models.vae, 'codebooks': {m: cb.codewords for m, cb in models.codebooks.items()}, 'prior': models.priors,
-            'finetune': models.tuned, 'vqvae': models.vqvae, 'classifier': scorer.fingerprint}
+            'finetune': {**models.tuned, 'control': models.control}, 'vqvae': models.vqvae, 'classifier': scorer.fingerprint,
+            'feature_ae': scorer.fingerprint}
 
 def run_scorer(cfg: EvalConfig, data: ImageSplits, device=None) -> SampleScorer:
-    "The sample scorer of the run: its classifier (`load_or_train_classifier`), the test split as reference, the training split as pool."
-    return SampleScorer(load_or_train_classifier(cfg, data, device=device)[0], data.test, data.train)
+    """The sample scorer of a run: the networks of `cfg.feature_spaces` (trained in `cfg.run_dir` on its training split), every
+    real image of `data` (train, val and test) as the real distribution, `cfg.n_draws` draws of `cfg.n_samples` samples."""
+    nets = {s: FEATURE_SPACES[s](cfg, data, device) for s in cfg.spaces}
+    probs = (lambda x, c=nets['classifier'][0]: classifier_probs(c, x)) if 'classifier' in nets else None
+    scorer = SampleScorer({s: embed for s, (_, embed) in nets.items()}, torch.cat([data.train, data.val, data.test]), cfg.n_samples,
+                          cfg.n_draws, max_reference=cfg.max_reference, probs=probs)
+    scorer.networks = {s: net for s, (net, _) in nets.items()}
+    return scorer
 
 # %% ../nbs/07_evaluate.ipynb #7379e3a5
 def score_run(cfg: EvalConfig, data: ImageSplits, models, scorer: SampleScorer, compare_sources: bool,
@@ -467,9 +672,10 @@ def score_run(cfg: EvalConfig, data: ImageSplits, models, scorer: SampleScorer, 
     variants = {k: variants[k] for k in sorted(variants, key=_variant_order)}
     result = {'seed': cfg.seed, 'run_dir': str(cfg.run_dir), 'settings': settings, 'variants': variants,
               'source_variants': sources if compare_sources else {}, 'n_test': len(x), 'device': str(module_device(models.vae)),
-              'classifier_test_accuracy': classifier_accuracy(scorer.clf, data.test, data.test_labels),
+              'classifier_test_accuracy': (classifier_accuracy(scorer.networks['classifier'], data.test, data.test_labels)
+                                           if 'classifier' in getattr(scorer, 'networks', {}) else None),
               'timings': {'scoring': time.perf_counter() - t0}}
-    return {k: v[:64] for k, v in samples.items()}, _jsonable(result)
+    return {k: v[:min(64, cfg.n_samples)] for k, v in samples.items()}, _jsonable(result)   # draw 0's first 64
 
 # %% ../nbs/07_evaluate.ipynb #d3a0a5eb
 def evaluate_run(cfg: EvalConfig, data: ImageSplits | None = None, scorer: SampleScorer | None = None,
@@ -497,16 +703,24 @@ def evaluate_run(cfg: EvalConfig, data: ImageSplits | None = None, scorer: Sampl
 def evaluate_seeds(cfg: EvalConfig, data: ImageSplits | None = None, seeds: list[int] | None = None,
                    device: torch.device | None = None, force: bool = False, verbose: bool = True,
                    compare_sources: bool = True) -> list[dict]:
-    """`evaluate_run` for every seed (default `cfg.seeds`), each in its own run folder (`seed_config`), all scored with the
-    one classifier of the base run folder. `compare_sources=False` skips the mu-versus-z codebooks (the pipeline's choice)."""
+    """`evaluate_run` for every seed (default `cfg.seeds`), each in its own run folder (`seed_config`) on its own split, all
+    scored with the one scorer of the base run folder (`run_scorer`). `compare_sources=False` skips the mu-versus-z codebooks."""
     device = device or setup_run(cfg)
     data = data or load_dataset_for(cfg)
     scorer = run_scorer(cfg, data, device)
-    return [evaluate_run(seed_config(cfg, s), data, scorer, device, compare_sources=compare_sources, force=force, verbose=verbose)
+    return [evaluate_seed(cfg, s, data if s == cfg.seed else None, scorer, device, force, verbose, compare_sources)
             for s in (cfg.seeds if seeds is None else seeds)]
 
+def evaluate_seed(cfg: EvalConfig, seed: int, data: ImageSplits | None = None, scorer: SampleScorer | None = None,
+                  device: torch.device | None = None, force: bool = False, verbose: bool = True, compare_sources: bool = True) -> dict:
+    "The evaluation of one seed: a function of (cfg, seed) alone (its own folder and split; the base folder's scorer)."
+    c = seed_config(cfg, seed)
+    data = data or load_dataset_for(c)
+    scorer = scorer or run_scorer(cfg, load_dataset_for(cfg), device)
+    return evaluate_run(c, data, scorer, device, compare_sources=compare_sources, force=force, verbose=verbose)
+
 def load_evaluation_samples(run_dir: str | Path) -> dict[str, torch.Tensor]:
-    "The decoded samples `evaluate_run` kept (64 per variant; '<variant>/unigram' are per-position-unigram samples)."
+    "The decoded samples `evaluate_run` kept (the first 64 of draw 0 per variant; '<variant>/unigram': per-position-unigram samples)."
     path = STAGES['evaluation'].path(Config(run_dir=str(run_dir)))
     if not path.exists(): raise CheckpointError(f"{path} does not exist: run evaluate_run (or `geovq run`) for this run folder first")
     return load_checkpoint(path)[0]

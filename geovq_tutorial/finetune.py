@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch_to
 
-from .core import (setting, at_least, positive, non_negative, Trainer, STAGES, declare_stage, fingerprint,
+from .core import (setting, at_least, positive, non_negative, one_of, Trainer, STAGES, declare_stage, fingerprint,
                                  in_batches, module_device, setup_run, load_weights)
 from .data import ImageSplits, load_dataset_for
 from .vae import GRID, SpatialVAE, encode_means
@@ -26,7 +26,8 @@ from .prior import PriorConfig, PRIOR_FIELDS
 __all__ = ['FinetuneConfig', 'check_codebook', 'Quantized', 'VQLayer', 'vq_terms', 'vq_loss', 'recon_loss', 'quantized_mse',
            'encode_tokens', 'decoder_loss', 'joint_loss', 'finetune_through_vq', 'codes_changed',
            'codebook_fingerprint', 'load_or_finetune', 'load_or_finetune_decoder', 'VQVAE', 'kmeans_init',
-           'restart_dead_codes', 'vqvae_mse', 'VQVAETraining', 'train_vqvae', 'load_or_train_vqvae']
+           'restart_dead_codes', 'vqvae_mse', 'VQVAETraining', 'EMAVQVAE', 'EMATraining', 'make_vqvae', 'train_vqvae',
+           'load_or_train_vqvae']
 
 # %% ../nbs/06_finetune.ipynb #738f05dd
 @dataclass
@@ -36,6 +37,8 @@ class FinetuneConfig(PriorConfig):
     finetune_lr: float = setting(1e-3, 'learning rate of the fine-tune', positive)
     commitment: float = setting(0.25, 'weight of the commitment term when the encoder is trained through the quantiser', non_negative)
     vqvae_epochs: int = setting(100, 'training epochs of the end-to-end VQ-VAE baseline', at_least(2))
+    vqvae_quantizer: str = setting('ema', "the VQ-VAE's quantiser: 'ema' (vector-quantize-pytorch: EMA codebook, k-means "
+                                   "init, dead-code expiry) or 'ste' (this chapter's codebook loss and restarts)", one_of('ema', 'ste'))
 
 # %% ../nbs/06_finetune.ipynb #c731fb01
 def check_codebook(codebook):
@@ -85,10 +88,10 @@ def recon_loss(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 # %% ../nbs/06_finetune.ipynb #ff3ed9f5
 @torch.no_grad()
 def quantized_mse(vae: SpatialVAE, codebook, x: torch.Tensor, batch_size: int = 1024) -> float:
-    "Pixel MSE of decode(quantize(mu(x))) against the images `x`."
+    "Pixel MSE of decode(quantize(mu(x))) against the images `x` (`codebook=None`: of decode(mu(x)), no quantiser)."
     vae.eval()
-    vq = VQLayer(codebook)
-    recon = in_batches(lambda xb: vae.decode(vq(vae.encode(xb)[0]).q), x, batch_size, device=module_device(vae))
+    quant = (lambda mu: mu) if codebook is None else (lambda mu, vq=VQLayer(codebook): vq(mu).q)
+    recon = in_batches(lambda xb: vae.decode(quant(vae.encode(xb)[0])), x, batch_size, device=module_device(vae))
     return F.mse_loss(recon, x.cpu()).item()
 
 def encode_tokens(vae: SpatialVAE, codebook, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
@@ -117,14 +120,17 @@ def _decoded_mse(vae: SpatialVAE, q: torch.Tensor, x: torch.Tensor, batch_size: 
 # %% ../nbs/06_finetune.ipynb #2850c1b0
 def finetune_through_vq(vae: SpatialVAE, codebook, data: ImageSplits, cfg: FinetuneConfig, train_encoder: bool = False,
                         device: torch.device | None = None, checkpoint=None) -> tuple[SpatialVAE, dict]:
-    "A copy of `vae` fine-tuned through the frozen `codebook`: the decoder only, or encoder and decoder (STE + commitment)."
+    """A copy of `vae` fine-tuned through the frozen `codebook`: the decoder only, or encoder and decoder (STE + commitment).
+    `codebook=None` is the control: the decoder fine-tuned on mu itself, no quantiser."""
+    if codebook is None and train_encoder: raise ValueError("the control without a quantiser fine-tunes the decoder only; use train_encoder=False")
     start = time.perf_counter()    # epoch 0's time is the quantising of the fixed inputs
     device = device or module_device(vae)
-    vq, model = VQLayer(codebook), copy.deepcopy(vae).to(device).eval()
+    vq, model = VQLayer(codebook) if codebook is not None else None, copy.deepcopy(vae).to(device).eval()
     for p in model.encoder.parameters(): p.requires_grad_(train_encoder)
     if train_encoder: loss, train, val = joint_loss(vq, cfg.commitment), (data.train,), lambda m: quantized_mse(m, codebook, data.val)
     else:   # fixed inputs, quantised once (a geodesic assignment is far dearer than a decoder step)
-        q_train, q_val = (vq(encode_means(model, x).to(device)).q for x in (data.train, data.val))
+        quant = (lambda mu: mu) if vq is None else (lambda mu: vq(mu).q)
+        q_train, q_val = (quant(encode_means(model, x).to(device)) for x in (data.train, data.val))
         loss, train, val = decoder_loss, (q_train, data.train), lambda m: _decoded_mse(m, q_val, data.val)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.finetune_lr)
     tr = Trainer(model, loss, val, opt, cfg.finetune_epochs, cfg.batch_size, checkpoint=checkpoint, progress=cfg.progress,
@@ -154,11 +160,13 @@ def codebook_fingerprint(codebook) -> str:
 # %% ../nbs/06_finetune.ipynb #2db82275
 def load_or_finetune(cfg: FinetuneConfig, vae: SpatialVAE, codebook, data: ImageSplits | None = None, train_encoder: bool = False,
                      force: bool = False, device: torch.device | None = None, key: str | None = None) -> tuple[SpatialVAE, dict]:
-    "The VAE fine-tuned through the frozen `codebook`: the stored one when made from exactly these inputs, else trained."
-    upstream = {'vae': vae, 'codebooks': codebook_fingerprint(codebook)}
+    """The VAE fine-tuned through the frozen `codebook`: the stored one when made from exactly these inputs, else trained.
+    `codebook=None`: the control, the decoder fine-tuned on mu (key `mu_control_decoder`)."""
+    upstream = {'vae': vae, **({'codebooks': codebook_fingerprint(codebook)} if codebook is not None else {})}
     device = device or setup_run(cfg)
     part = 'encoder_decoder' if train_encoder else 'decoder'
-    args = {'name': key or f"{codebook.name}_K{codebook.K}_{cfg.codebook_source}_{part}", 'part': part,
+    default = f"{codebook.name}_K{codebook.K}_{cfg.codebook_source}_{part}" if codebook is not None else f"mu_control_{part}"
+    args = {'name': key or default, 'part': part,
             'commitment': cfg.commitment if train_encoder else None}
     stage = STAGES['finetune']
     def make():
@@ -286,11 +294,63 @@ def end(self, tr: Trainer):
     moved = restart_dead_codes(tr.model, counts, self.train_vectors(tr.model), tr.opt) if self.vq and (counts == 0).any() else 0
     tr.history.setdefault('restarts', []).append(moved)
 
+# %% ../nbs/06_finetune.ipynb #65e852c3
+class EMAVQVAE(VQVAE):
+    "The VQ-VAE with vector-quantize-pytorch's `VectorQuantize` (EMA codebook, k-means init, dead-code expiry) as its quantiser."
+    name = 'vqvae'
+
+    def __init__(self, image_shape=(1, 8, 8), latent_dim: int = 8, hidden: int = 32, K: int = 64, commitment: float = 0.25,
+                 decay: float = 0.99, dead_code: float = 2.0):
+        from vector_quantize_pytorch import VectorQuantize
+        nn.Module.__init__(self)
+        if K < 2: raise ValueError(f"a VQ-VAE needs at least 2 codewords; got K={K}")
+        self.vae = SpatialVAE(image_shape, latent_dim, hidden)
+        self.vq = VectorQuantize(dim=latent_dim, codebook_size=K, decay=decay, commitment_weight=commitment,
+                                 kmeans_init=True, threshold_ema_dead_code=dead_code)
+
+    @property
+    def codewords(self) -> torch.Tensor: return self.vq.codebook
+
+# %% ../nbs/06_finetune.ipynb #0ecf77b3
+@patch_to(EMAVQVAE)
+def forward_with_loss(self, x: torch.Tensor):
+    "(pixel logits of dec(q), mu, q, tokens, beta x commitment summed per image); in training mode the codebook moves (EMA)."
+    mu = self.vae.encoder(x).chunk(2, dim=1)[0]
+    b, d, h, w = mu.shape
+    q, tokens, commit = self.vq(mu.permute(0, 2, 3, 1).reshape(b, h * w, d))   # commit: beta x mean over cells and channels
+    q = q.reshape(b, h, w, d).permute(0, 3, 1, 2)
+    return self.vae.decoder(q), mu, q, tokens.reshape(b, h, w), commit * (h * w * d)
+
+@patch_to(EMAVQVAE)
+def forward(self, x: torch.Tensor):
+    "(pixel logits of dec(q), mu, q, tokens), as `VQVAE.forward`."
+    return self.forward_with_loss(x)[:4]
+
+# %% ../nbs/06_finetune.ipynb #abc2be94
+class EMATraining(VQVAETraining):
+    "The `Trainer` parts of `EMAVQVAE`: no warm-up and no restarts of ours (the layer initialises and expires codes itself)."
+    def __init__(self, data: ImageSplits, cfg: FinetuneConfig): super().__init__(data, cfg); self.warmup = 0
+
+    def loss(self, model: EMAVQVAE, x: torch.Tensor) -> torch.Tensor:
+        "recon(dec(q)) + beta ||mu - sg(q)||^2 (the codewords move by EMA, not by gradient)."
+        logits, mu, q, tokens, commit = model.forward_with_loss(x)
+        self.tokens.append(tokens.detach())
+        return recon_loss(logits, x) + commit
+
+    def start(self, tr: Trainer): self.vq, self.tokens = True, []
+    def end(self, tr: Trainer): pass
+
+def make_vqvae(cfg: FinetuneConfig, image_shape) -> VQVAE:
+    "A fresh VQ-VAE with the quantiser `cfg.vqvae_quantizer` picks."
+    if cfg.vqvae_quantizer == 'ema': return EMAVQVAE(image_shape, cfg.latent_dim, cfg.hidden, cfg.codebook_k, cfg.commitment)
+    return VQVAE(image_shape, cfg.latent_dim, cfg.hidden, cfg.codebook_k)
+
 # %% ../nbs/06_finetune.ipynb #e975ed09
 def train_vqvae(model: VQVAE, data: ImageSplits, cfg: FinetuneConfig, device: torch.device | None = None, checkpoint=None) -> dict:
-    "Train a VQ-VAE from scratch: autoencoder warm-up (10% of the epochs), k-means init, then STE + codebook + commitment with dead-code restarts."
-    run = VQVAETraining(data, cfg)
-    if cfg.vqvae_epochs <= run.warmup: raise ValueError(f"vqvae_epochs={cfg.vqvae_epochs} leaves no epoch after the warm-up; use at least 2")
+    """Train a VQ-VAE from scratch. `VQVAE`: autoencoder warm-up (10% of the epochs), k-means init, then STE + codebook +
+    commitment with dead-code restarts; `EMAVQVAE`: its layer's EMA codebook from the first epoch."""
+    run = EMATraining(data, cfg) if isinstance(model, EMAVQVAE) else VQVAETraining(data, cfg)
+    if cfg.vqvae_epochs <= max(run.warmup, 1): raise ValueError(f"vqvae_epochs={cfg.vqvae_epochs} leaves no epoch after the warm-up; use at least 2")
     model.to(device or module_device(model))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps = math.ceil(len(data.train) / cfg.batch_size)
@@ -300,17 +360,18 @@ def train_vqvae(model: VQVAE, data: ImageSplits, cfg: FinetuneConfig, device: to
     return {**hist, 'warmup_epochs': run.warmup}
 
 # %% ../nbs/06_finetune.ipynb #95e0cf23
-declare_stage('vqvae', ('dataset', 'val_fraction', 'test_fraction', 'photo_patches', 'latent_dim', 'hidden', 'codebook_k', 'commitment',
-                        'vqvae_epochs', 'batch_size', 'lr', 'seed'), doc='the end-to-end VQ-VAE baseline (made from the images)')
+declare_stage('vqvae', ('dataset', 'val_fraction', 'test_fraction', 'photo_patches', 'latent_dim', 'hidden', 'codebook_k',
+                        'commitment', 'vqvae_epochs', 'batch_size', 'lr', 'seed', 'vqvae_quantizer'), key='vqvae_{vqvae_quantizer}',
+              doc='the end-to-end VQ-VAE baseline (made from the images)')
 declare_stage('prior', PRIOR_FIELDS, upstream=('codebooks', 'vqvae'), key=STAGES['prior'].key, doc=STAGES['prior'].doc)
 
 def load_or_train_vqvae(cfg: FinetuneConfig, data: ImageSplits | None = None, force: bool = False,
                         device: torch.device | None = None) -> tuple[VQVAE, dict]:
-    "The run's end-to-end VQ-VAE baseline: the stored one when made with these settings, else trained (resumably) and stored."
+    "The run's end-to-end VQ-VAE baseline (quantiser `cfg.vqvae_quantizer`): the stored one when made with these settings, else trained (resumably) and stored."
     device = device or setup_run(cfg)
     data = data or load_dataset_for(cfg)
     stage, key = STAGES['vqvae'], {'image_shape': list(data.image_shape)}
-    new = lambda: VQVAE(data.image_shape, cfg.latent_dim, cfg.hidden, cfg.codebook_k)
+    new = lambda: make_vqvae(cfg, data.image_shape)
     def make():
         setup_run(cfg)
         model = new()

@@ -26,15 +26,16 @@ from .data import load_dataset_for, show_images
 from .vae import load_or_train_vae
 from .codebook import METRICS
 from .evaluate import (EvalConfig, evaluate_seeds, seed_config, results_table, check_targets, TABLE_COLUMNS,
-                                     VARIANT_LABELS, load_evaluation_samples)
+                                     VARIANT_LABELS, load_evaluation_samples, compare_variants,
+                                     space_disagreements)
 
 _explore = importlib.import_module('geovq_tutorial.explore')   # declares the 'projection' stage: part of a run folder too
 
 # %% auto #0
 __all__ = ['WRITE_ERRORS', 'RunConfig', 'stage_table', 'seed_folders', 'read_config', 'cannot_write', 'check_run_dir',
            'run_conflicts', 'refuse_conflicts', 'damaged_artifacts', 'clear_stale', 'check_run', 'begin_run',
-           'stored_evaluation', 'collect_metrics', 'results_text', 'sample_figure', 'report_html', 'report_text',
-           'write_report', 'load_run', 'run_pipeline']
+           'stored_evaluation', 'collect_metrics', 'results_text', 'comparisons_table', 'sample_figure', 'report_html',
+           'report_text', 'write_report', 'load_run', 'run_pipeline']
 
 # %% ../nbs/09_pipeline.ipynb #dae76c90
 @dataclass
@@ -180,7 +181,7 @@ def _run_record(r: dict, c: RunConfig) -> dict:
             **{k: r.get(k) for k in ('seconds', 'timings', 'classifier_test_accuracy', 'device')}}
 
 def collect_metrics(cfg: RunConfig) -> dict:
-    "metrics.json: the table over the seeds, the targets, and what was measured, from the stored evaluations."
+    "metrics.json: the table over the seeds, the targets, the paired differences with their intervals, from the stored evaluations."
     folders = [seed_config(cfg, s) for s in cfg.seeds]
     stored = [stored_evaluation(c, cfg) for c in folders]
     settings, per_seed = {k: v for k, v in stored[0][0].items() if k not in ('stage', 'upstream')}, [r for _, r in stored]
@@ -188,7 +189,8 @@ def collect_metrics(cfg: RunConfig) -> dict:
     sources = results_table(per_seed, key='source_variants') if all(r.get('source_variants') for r in per_seed) else []
     return {'dataset': settings.get('dataset', cfg.dataset), 'K': settings.get('codebook_k', cfg.codebook_k),
             'seeds': [r.get('seed', c.seed) for r, c in zip(per_seed, folders)], 'split': 'test', 'n_test': per_seed[0].get('n_test'),
-            'settings': settings, 'table': rows, 'targets': check_targets(rows), 'source_table': sources,
+            'settings': settings, 'table': rows, 'targets': check_targets(rows, cfg.methods), 'source_table': sources,
+            'comparisons': (comps := compare_variants(rows, cfg.methods)), 'space_disagreements': space_disagreements(comps),
             'per_seed': [_run_record(r, c) for r, c in zip(per_seed, folders)], 'metric_keys': dict(METRICS)}
 
 # %% ../nbs/09_pipeline.ipynb #e078f27a
@@ -197,10 +199,18 @@ def results_text(metrics: dict, columns=None, how: str = 'text') -> str:
     return format_table(metrics['table'], TABLE_COLUMNS[:2] + list(columns) if columns else TABLE_COLUMNS, how=how)
 
 # %% ../nbs/09_pipeline.ipynb #b7be2a54
+def _verdict(t) -> str: return 'met' if t['met'] else 'NOT met' if t['met'] is False else 'n/a (no interval)'
+def _ci(t) -> str: return f" [{t['lo']:.4g}, {t['hi']:.4g}]" if t.get('lo') is not None else ''
+
 def _targets_html(targets: list[dict]) -> str:
-    verdict = lambda t: 'met' if t['met'] else 'NOT met' if t['met'] is False else 'n/a'
-    value = lambda t: '' if t['value'] is None else f" (value {t['value']:.4g})"
-    return '<ul>' + ''.join(f"<li>{verdict(t)}: {html.escape(t['target'])}{value(t)}</li>" for t in targets) + '</ul>'
+    value = lambda t: '' if t['value'] is None else f" (value {t['value']:.4g}{_ci(t)}, n = {t.get('n')} seeds)"
+    return '<ul>' + ''.join(f"<li>{_verdict(t)}: {html.escape(t['target'])}{value(t)}</li>" for t in targets) + '</ul>'
+
+def comparisons_table(metrics: dict, how: str = 'html') -> str:
+    "The paired differences B - A of `metrics` with their 95% intervals and verdicts."
+    rows = [{**c, 'label': f"{c['b']} − {c['a']}", 'interval': _ci(c).strip() or '—'} for c in metrics.get('comparisons', [])]
+    return format_table(rows, [('question', 'question', ''), ('label', 'B − A', ''), ('metric', 'metric', ''), ('mean', 'mean difference', '.4g'),
+                               ('interval', '95% interval', ''), ('n', 'seeds', 'd'), ('verdict', 'verdict', '')], how=how)
 
 def _png(fig) -> str:
     import matplotlib.pyplot as plt
@@ -227,8 +237,11 @@ def report_html(metrics: dict, run_dir: Path, samples: dict[str, torch.Tensor]) 
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>geovq run report: {e(str(where))}</title>
 <style>{_STYLE}</style></head><body><h1>geovq run report</h1>
 <p>Dataset <b>{e(str(metrics['dataset']))}</b>, K = {metrics['K']}, seeds {metrics['seeds']}, held-out test split
-(n = {metrics['n_test']}). Run folder <code>{e(str(where))}</code>. Values are mean ± standard deviation over the seeds.</p>
+(n = {metrics['n_test']}). Run folder <code>{e(str(where))}</code>. Values are mean ± standard deviation over the seeds; each seed has its own split.</p>
 <h2>Results</h2>{results_text(metrics, how='html')}<h2>Targets</h2>{_targets_html(metrics['targets'])}
+<h2>Paired differences (B − A, 95% interval over the seeds)</h2><p>\"A is better than B\" only where the interval excludes 0.</p>
+{comparisons_table(metrics)}<h2>Where the feature spaces disagree</h2><ul>{''.join(f"<li>{e(d['question'])}: {e(d['b'])} − {e(d['a'])}, "
+f"{e(d['metric'])}: classifier: {e(d['classifier'])}; {e(d['space'])}: {e(d['other'])}</li>" for d in metrics.get('space_disagreements', [])) or '<li>nowhere</li>'}</ul>
 <h2>Samples from the prior of each variant (seed {metrics['seeds'][0]})</h2>{_png(sample_figure(samples))}
 <h2>Definitions</h2><ul>{''.join(f'<li><code>{k}</code>: {e(v)}</li>' for k, v in metrics['metric_keys'].items())}</ul>
 </body></html>"""
@@ -236,9 +249,9 @@ def report_html(metrics: dict, run_dir: Path, samples: dict[str, torch.Tensor]) 
 # %% ../nbs/09_pipeline.ipynb #65025ab8
 def report_text(metrics: dict) -> str:
     "The report as plain text: what was measured, the results and the targets."
-    verdict = lambda t: 'met' if t['met'] else 'NOT met' if t['met'] is False else 'n/a'
     return '\n'.join([f"{metrics['dataset']}, K = {metrics['K']}, seeds {metrics['seeds']}, test split (n = {metrics['n_test']})",
-                      results_text(metrics), ''] + [f"{verdict(t)}: {t['target']}" for t in metrics['targets']])
+                      results_text(metrics), ''] + [f"{_verdict(t)}: {t['target']}{_ci(t)}" for t in metrics['targets']]
+                     + ['', comparisons_table(metrics, how='text')])
 
 def write_report(cfg: RunConfig) -> Path | None:
     "Write `metrics.json` and `report.html` into `cfg.run_dir` and return the report's path; print it instead where it cannot be written."

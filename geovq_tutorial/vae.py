@@ -25,7 +25,7 @@ from .data import check_images as _check_pixels
 # %% auto #0
 __all__ = ['GRID', 'CELLS', 'LOGVAR_MAX', 'VAE_STAGE', 'VAEConfig', 'grid_downsamplings', 'SpatialVAE', 'bound_logvar',
            'ELBOTerms', 'elbo_terms', 'vae_loss', 'evaluate_vae', 'train_vae', 'vae_checkpoint', 'load_or_train_vae',
-           'load_vae', 'encode_means', 'tutorial_config', 'chapter_setup']
+           'load_vae', 'encode_means', 'tutorial_config', 'chapter_setup', 'channel_variance', 'active_channels']
 
 # %% ../nbs/02_vae.ipynb #d62e294b
 @dataclass
@@ -243,3 +243,13 @@ def chapter_setup(cls=VAEConfig, **changes) -> SimpleNamespace:
     data = load_dataset_for(cfg)
     vae, vae_history = load_or_train_vae(cfg, data, device=device)
     return SimpleNamespace(cfg=cfg, device=device, data=data, vae=vae, vae_history=vae_history)
+
+# %% ../nbs/02_vae.ipynb #b677b8cf
+def channel_variance(mu: torch.Tensor) -> torch.Tensor:
+    "Variance over images and grid cells of each channel of encoder means `mu` [N, D, 4, 4]: a vector [D]."
+    if mu.ndim != 4: raise ValueError(f"encoder means must have shape [N, D, 4, 4]; got {list(mu.shape)}")
+    return mu.detach().double().permute(1, 0, 2, 3).flatten(1).var(1)
+
+def active_channels(mu: torch.Tensor, threshold: float = 0.01) -> int:
+    "How many channels of the encoder means `mu` [N, D, 4, 4] vary over the data by more than `threshold`."
+    return int((channel_variance(mu) > threshold).sum())

@@ -44,4 +44,4 @@ def test_photo_patches_is_a_setting_of_the_data_and_of_the_stages():
     import geovq_tutorial.pipeline  # noqa: F401  (declares every stage)
     d = load_dataset_for(DataConfig(dataset='photos', photo_patches=30))
     assert (len(d.train), len(d.val), len(d.test)) == (24, 3, 3) and d.image_shape == (3, 32, 32)
-    for stage in ('vae', 'vqvae', 'classifier', 'evaluation'): assert 'photo_patches' in STAGES[stage].fields, stage
+    for stage in ('vae', 'vqvae', 'classifier', 'feature_ae', 'evaluation'): assert 'photo_patches' in STAGES[stage].fields, stage
