@@ -38,7 +38,7 @@ class DataConfig(Config):
     download: bool = setting(True, 'download torchvision datasets when they are missing (needs a network)')
     val_fraction: float = setting(0.1, 'fraction of the training images held out for validation', fraction)
     test_fraction: float = setting(0.1, 'fraction of the images held out for the test split (bundled sets only)', fraction)
-    photo_patches: int = setting(600, 'number of 32x32 photo patches (train + val + test, split by the fractions); '
+    photo_patches: int = setting(300, 'number of 32x32 photo patches (train + val + test, split by the fractions); '
                                  'the default keeps `geovq run --dataset photos` near 10 minutes on 2 CPU cores', at_least(20))
 
 # %% ../nbs/01_data.ipynb #2e5d5425
@@ -106,7 +106,7 @@ def _random_crops(photos: list[np.ndarray], band: tuple[int, int], n: int, size:
     return torch.from_numpy(np.stack(crops)), torch.from_numpy(which).long()
 
 # %% ../nbs/01_data.ipynb #d48ec16a
-def load_photo_patches(n_patches: int = 600, val_fraction: float = 0.1, test_fraction: float = 0.1, size: int = 32,
+def load_photo_patches(n_patches: int = 300, val_fraction: float = 0.1, test_fraction: float = 0.1, size: int = 32,
                        split_seed: int = 0, **_) -> ImageSplits:
     "`n_patches` random `size`x`size` RGB crops from scikit-learn's sample photos; splits come from disjoint column bands."
     from sklearn.datasets import load_sample_images
@@ -221,7 +221,7 @@ def check_images(x: torch.Tensor, what: str = 'images') -> torch.Tensor:
 
 # %% ../nbs/01_data.ipynb #a7ab25af
 def load_dataset(name: str, data_root: str | os.PathLike = 'data', download: bool = True, val_fraction: float = 0.1,
-                 test_fraction: float = 0.1, split_seed: int = 0, photo_patches: int = 600) -> ImageSplits:
+                 test_fraction: float = 0.1, split_seed: int = 0, photo_patches: int = 300) -> ImageSplits:
     "Load dataset `name` (see `DATASETS`) as checked `ImageSplits`."
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
