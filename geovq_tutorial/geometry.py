@@ -17,18 +17,23 @@ from fastcore.basics import patch_to
 from scipy.sparse.csgraph import connected_components, dijkstra
 from torch.func import jvp, vmap
 
-from .core import at_least, batches, in_batches, module_device, setting
+from .core import Trainer, at_least, batches, in_batches, module_device, setting
 from .vae import CELLS, GRID, SpatialVAE, VAEConfig
 
 # %% auto #0
 __all__ = ['MIN_EDGE', 'GeometryConfig', 'check_grids', 'image_fn', 'segment_lengths', 'metric_tensors', 'metric_edge_lengths',
-           'exact_edge_lengths', 'GraphError', 'knn_edges', 'symmetric_graph', 'LatentGraph', 'attach_edges']
+           'exact_edge_lengths', 'GraphError', 'knn_edges', 'symmetric_graph', 'LatentGraph', 'attach_edges',
+           'draw_contexts', 'ContextDecoder', 'pullback_metric', 'refine', 'curve_length', 'straight', 'PrecisionRBF',
+           'rbf_centres', 'precision_nll', 'fit_precision', 'with_uncertainty', 'resample', 'solve_geodesics',
+           'validate_distances', 'ratio_summary']
 
 # %% ../nbs/03_geometry.ipynb #8553d963
 @dataclass
 class GeometryConfig(VAEConfig):
     "The latent graph of the geodesic distances."
     knn: int = setting(10, 'neighbours per vector in the geodesic kNN graph', at_least(1))
+    metric_contexts: int = setting(16, 'contexts (training grid, cell) the expected pull-back metric averages over', at_least(1))
+    rbf_centres: int = setting(100, "RBF centres of the decoder's precision network (the uncertainty-aware metric)", at_least(1))
 
 # %% ../nbs/03_geometry.ipynb #8db15463
 def check_grids(grids: torch.Tensor, D: int | None = None) -> torch.Tensor:
@@ -84,7 +89,7 @@ def metric_tensors(vae: SpatialVAE, grids: torch.Tensor, batch_size: int | None 
     dev, dtype, pixels = module_device(vae), next(vae.parameters()).dtype, math.prod(vae.image_shape)
     dec = copy.deepcopy(vae.decoder).to(memory_format=torch.channels_last)   # ~2x faster convolutions on CPU
     f = lambda g: torch.sigmoid(dec(g)).flatten(1)
-    if batch_size is None: batch_size = max(1, 2 ** 18 // (CELLS * D * pixels))   # 32 grids (4096 tangents) for 8x8 digits
+    if batch_size is None: batch_size = max(1, 2 ** 16 // (CELLS * D * pixels))   # 8 grids (1024 tangents) for 8x8 digits
     # tangent k = cell*D + channel: a one-hot direction in one cell's vector
     basis = torch.eye(CELLS * D, device=dev, dtype=dtype).reshape(CELLS * D, CELLS, D).permute(0, 2, 1).reshape(CELLS * D, D, GRID, GRID)
     def metric(g):                                                            # one batch of n grids -> [n*16, D, D]
@@ -240,3 +245,176 @@ def attach(self, x: torch.Tensor, metric: torch.Tensor, k: int | None = None) ->
     """Edges from new vectors x [Q, D] (with their own metric tensors [Q, D, D]) to their k nearest graph nodes:
     node indices [Q, k] and pull-back lengths [Q, k], by the same rule as the graph's edges."""
     return attach_edges(self.index, self.vectors, self.metric, x, metric, k or self.k)
+
+# %% ../nbs/03_geometry.ipynb #c0d81eae
+def draw_contexts(grids: torch.Tensor, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed, seeded set of n contexts: training grids [n, D, 4, 4] (drawn with replacement) and the cell [n] a vector takes
+    in each, stratified over the 16 positions (context c uses cell c % 16)."""
+    check_grids(grids)
+    if n < 1: raise ValueError(f"the expected metric needs at least 1 context; got {n}")
+    idx = torch.randint(len(grids), (n,), generator=torch.Generator().manual_seed(seed))
+    return grids[idx].detach().cpu().float().clone(), torch.arange(n) % CELLS
+
+# %% ../nbs/03_geometry.ipynb #0c0391c1
+class ContextDecoder(torch.nn.Module):
+    "The map G(z) = (g_1(z), ..., g_C(z)) / sqrt(C): vectors z [n, D] decoded in C fixed contexts -> [n, C * pixels]."
+    def __init__(self, vae: SpatialVAE, grids: torch.Tensor, cells: torch.Tensor):
+        super().__init__()
+        C, D = grids.shape[:2]
+        check_grids(grids, vae.latent_dim)
+        dev = module_device(vae)
+        self.dec = copy.deepcopy(vae.decoder).eval().requires_grad_(False).to(memory_format=torch.channels_last)
+        onehot = torch.nn.functional.one_hot(torch.as_tensor(cells), CELLS).float()            # [C, 16]
+        self.register_buffer('ctx', (grids.reshape(C, D, CELLS) * (1 - onehot[:, None])).to(dev))
+        self.register_buffer('onehot', onehot[:, None].to(dev))                                # [C, 1, 16]
+        self.C, self.D = C, D
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        n = len(z)
+        g = self.ctx[None] + z[:, None, :, None] * self.onehot[None]                             # [n, C, D, 16]
+        img = torch.sigmoid(self.dec(g.reshape(n * self.C, self.D, GRID, GRID)))
+        return img.reshape(n, -1) / math.sqrt(self.C)
+
+# %% ../nbs/03_geometry.ipynb #09a69602
+def pullback_metric(f, z: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+    "M(z) = J_f(z)^T J_f(z) [n, D, D] of any differentiable map f: [n, D] -> [n, F], by `vmap` over `jvp` (D tangents)."
+    if z.ndim != 2: raise ValueError(f"z must be vectors [n, D]; got {list(z.shape)}")
+    basis = torch.eye(z.shape[1], device=z.device, dtype=z.dtype)[:, None]                     # [D, 1, D]
+    def metric(zb):
+        J = _jvp_quietly(f, zb, basis)                                                          # [D, n, F]
+        return torch.einsum('anf,bnf->nab', J, J)
+    with torch.no_grad(): return in_batches(metric, z, batch_size)
+
+# %% ../nbs/03_geometry.ipynb #962fc859
+def refine(curves: torch.Tensor, sub: int) -> torch.Tensor:
+    "Curves [n, T+1, D] with each segment cut into `sub` straight sub-steps: [n, sub*T+1, D]."
+    if sub < 1: raise ValueError(f"sub must be at least 1; got {sub}")
+    if sub == 1: return curves
+    t = torch.arange(sub, dtype=curves.dtype)[None, None, :, None] / sub
+    a, b = curves[:, :-1, None], curves[:, 1:, None]
+    return torch.cat([(a + t * (b - a)).flatten(1, 2), curves[:, -1:]], 1)
+
+@torch.no_grad()
+def curve_length(f, curves: torch.Tensor, sub: int = 4, batch_size: int = 2048) -> torch.Tensor:
+    "Exact length [n] (float64) of polylines [n, T+1, D] under the pull-back of f: the sum of ||f(z_{t+1}) - f(z_t)|| over sub-steps."
+    fine = refine(curves, sub)
+    n, T1, D = fine.shape
+    F = in_batches(f, fine.reshape(-1, D), batch_size).reshape(n, T1, -1).double()
+    return (F[:, 1:] - F[:, :-1]).norm(dim=-1).sum(1)
+
+def straight(a: torch.Tensor, b: torch.Tensor, T: int) -> torch.Tensor:
+    "Straight curves [n, T+1, D] from a [n, D] to b [n, D], T equal steps."
+    return a[:, None] + torch.linspace(0, 1, T + 1, dtype=a.dtype)[None, :, None] * (b - a)[:, None]
+
+# %% ../nbs/03_geometry.ipynb #8809b0ee
+class PrecisionRBF(torch.nn.Module):
+    """sigma(z) [n, P] from an RBF network on the precision (Arvanitidis et al. 2018): beta(z) = exp(U)^T v(z) + sigma_max^-2,
+    v_k(z) = exp(-lam_k ||z - c_k||^2), sigma = beta^(-1/2). exp(U) keeps the weights positive."""
+    def __init__(self, centres: torch.Tensor, lam: torch.Tensor, out: int, sigma_max: float = 1.0):
+        super().__init__()
+        if sigma_max <= 0: raise ValueError(f"sigma_max must be positive; got {sigma_max}")
+        self.register_buffer('centres', torch.as_tensor(centres, dtype=torch.float32))
+        self.register_buffer('lam', torch.as_tensor(lam, dtype=torch.float32))
+        self.log_w = torch.nn.Parameter(torch.zeros(len(centres), out))
+        self.sigma_max = float(sigma_max)
+
+    def rbf(self, z: torch.Tensor) -> torch.Tensor: return torch.exp(-self.lam * ((z[:, None] - self.centres[None]) ** 2).sum(-1))
+    def forward(self, z: torch.Tensor) -> torch.Tensor: return (self.rbf(z) @ self.log_w.exp() + self.sigma_max ** -2).rsqrt()
+
+# %% ../nbs/03_geometry.ipynb #cc4df34b
+def rbf_centres(vectors: torch.Tensor, K: int, seed: int = 0, a: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    "k-means centres c_k [K, D] of `vectors` and bandwidths lam_k = 0.5 (a s_k)^-2 [K], s_k the mean distance of cluster k to c_k."
+    from sklearn.cluster import KMeans
+    if not 1 <= K <= len(vectors): raise ValueError(f"{K} RBF centres need 1 <= K <= {len(vectors)} vectors")
+    v = vectors.detach().cpu().double().numpy()
+    km = KMeans(K, n_init=1, random_state=seed).fit(v)
+    d = np.linalg.norm(v - km.cluster_centers_[km.labels_], axis=1)
+    s = np.bincount(km.labels_, d, minlength=K) / np.maximum(np.bincount(km.labels_, minlength=K), 1)
+    s = np.where(s > 0, s, np.median(s[s > 0]) if (s > 0).any() else 1.0)          # a one-vector cluster borrows the median spread
+    return torch.as_tensor(km.cluster_centers_, dtype=torch.float32), torch.as_tensor(0.5 / (a * s) ** 2, dtype=torch.float32)
+
+# %% ../nbs/03_geometry.ipynb #cf07d8c2
+def precision_nll(model: PrecisionRBF, z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    "Gaussian negative log-likelihood per value (up to a constant) of residuals r [n, P] under sigma(z)."
+    s = model(z)
+    return (torch.log(s) + 0.5 * (r / s) ** 2).mean()
+
+def fit_precision(z: torch.Tensor, r: torch.Tensor, z_val: torch.Tensor, r_val: torch.Tensor, K: int = 100, seed: int = 0,
+                  sigma_max: float = 1.0, epochs: int = 20, lr: float = 0.05, batch_size: int = 512) -> tuple[PrecisionRBF, dict]:
+    "Fit a `PrecisionRBF` to residuals r [n, P] at vectors z [n, D] (validated on z_val, r_val) with the `Trainer`; (model, history)."
+    torch.manual_seed(seed)
+    c, lam = rbf_centres(z, K, seed)
+    model = PrecisionRBF(c, lam, r.shape[1], sigma_max)
+    with torch.no_grad(): model.log_w.fill_(float(-torch.log(r.var() * model.rbf(z).sum(1).mean())))
+    val = lambda m: float(precision_nll(m, z_val, r_val).detach())
+    history = Trainer(model, precision_nll, val, torch.optim.Adam(model.parameters(), lr=lr), epochs, batch_size,
+                      progress=False, desc='precision').fit(z, r)
+    return model.eval().requires_grad_(False), history
+
+def with_uncertainty(f, precision: PrecisionRBF):
+    "The stacked map z -> (f(z), sigma(z)) whose pull-back is the uncertainty-aware metric J_f^T J_f + J_sigma^T J_sigma."
+    return lambda z: torch.cat([f(z), precision(z)], 1)
+
+# %% ../nbs/03_geometry.ipynb #1c709dbb
+def resample(poly: torch.Tensor, T: int) -> torch.Tensor:
+    "The polyline through points [m, D] as T+1 points evenly spaced in Euclidean arc length."
+    s = torch.cat([torch.zeros(1), (poly[1:] - poly[:-1]).norm(dim=1).cumsum(0)])
+    if len(poly) == 1 or s[-1] == 0: return poly[:1].expand(T + 1, -1).clone()
+    q = torch.linspace(0, float(s[-1]), T + 1)
+    k = torch.searchsorted(s, q, right=True).clamp(1, len(poly) - 1)
+    w = ((q - s[k - 1]) / (s[k] - s[k - 1]).clamp_min(1e-12))[:, None]
+    return poly[k - 1] + w * (poly[k] - poly[k - 1])
+
+def solve_geodesics(f, init: torch.Tensor, iters: int = 100, lr: float = 0.02) -> tuple[torch.Tensor, list[float]]:
+    "Minimise the energy T * sum_t ||f(z_{t+1}) - f(z_t)||^2 of curves [n, T+1, D] (ends fixed) with Adam; (curves, energy per step)."
+    n, T1, D = init.shape
+    a, b, inner = init[:, :1].detach(), init[:, -1:].detach(), init[:, 1:-1].detach().clone().requires_grad_(True)
+    opt, history = torch.optim.Adam([inner], lr=lr), []
+    for _ in range(iters):
+        F = f(torch.cat([a, inner, b], 1).reshape(-1, D)).reshape(n, T1, -1)
+        E = ((F[:, 1:] - F[:, :-1]) ** 2).sum()
+        opt.zero_grad(); E.backward(); opt.step()
+        history.append(float(E.detach()) * (T1 - 1))
+    return torch.cat([a, inner.detach(), b], 1), history
+
+# %% ../nbs/03_geometry.ipynb #957d66be
+@patch_to(LatentGraph)
+def pair_paths(self, a: torch.Tensor, Ma: torch.Tensor, b: torch.Tensor, Mb: torch.Tensor) -> tuple[np.ndarray, list[torch.Tensor]]:
+    """Graph distances [n] between new vectors a[i] and b[i] [n, D] (metric tensors [n, D, D]), attached by the graph's rule,
+    and each shortest path as its polyline of points [m_i, D] from a[i] to b[i]."""
+    N, n = self.N, len(a)
+    rows, cols, w = [], [], []
+    for off, x, Mx in ((N, a, Ma), (N + n, b, Mb)):
+        nbr, ln = self.attach(x, Mx)
+        rows.append(np.repeat(off + np.arange(n), nbr.shape[1])); cols.append(nbr.ravel()); w.append(ln.ravel())
+    E = sp.csr_matrix((np.maximum(np.concatenate(w), MIN_EDGE), (np.concatenate(rows), np.concatenate(cols))), shape=(N + 2 * n,) * 2)
+    A = (sp.bmat([[self.graph, None], [None, sp.csr_matrix((2 * n, 2 * n))]]) + E + E.T).tocsr()
+    dist, pred = dijkstra(A, directed=True, indices=N + np.arange(n), return_predecessors=True)
+    pts, polys = torch.cat([self.vectors, torch.as_tensor(a, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32)]), []
+    for i in range(n):
+        node, path = N + n + i, [N + n + i]
+        while node != N + i: node = int(pred[i, node]); path.append(node)
+        polys.append(pts[path[::-1]])
+    return dist[np.arange(n), N + n + np.arange(n)], polys
+
+# %% ../nbs/03_geometry.ipynb #649ac2a8
+def validate_distances(f, graph: LatentGraph, a: torch.Tensor, Ma: torch.Tensor, b: torch.Tensor, Mb: torch.Tensor, T: int = 8,
+                       iters: int = 40, lr: float = 0.02, sub: int = 4) -> dict[str, np.ndarray]:
+    """For pairs a[i] -> b[i]: the graph distance, the exact length of its own path, of the straight segment and of the continuous
+    geodesic (the shorter of the solver's curves from the straight segment and from the resampled graph path), all under f."""
+    dist, polys = graph.pair_paths(a, Ma, b, Mb)
+    seg = torch.cat([torch.stack([p[:-1], p[1:]], 1) for p in polys])                          # every hop of every path [S, 2, D]
+    hops = torch.tensor([len(p) - 1 for p in polys])
+    own = torch.zeros(len(a), dtype=torch.float64).index_add_(0, torch.repeat_interleave(torch.arange(len(a)), hops),
+                                                             curve_length(f, seg, sub))
+    line = straight(a, b, T)
+    init = torch.cat([line, torch.stack([resample(p, T) for p in polys])])
+    curves, _ = solve_geodesics(f, init, iters, lr)
+    L = curve_length(f, curves, sub).reshape(2, len(a))
+    return {'graph': dist, 'own_path': own.numpy(), 'straight': curve_length(f, line, sub).numpy(),
+            'continuous': L.min(0).values.numpy(), 'hops': hops.numpy(), 'curves': curves.reshape(2, len(a), T + 1, -1)[L.argmin(0), torch.arange(len(a))]}
+
+def ratio_summary(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    "Median, 10th and 90th percentile of the ratios x / y."
+    r = np.asarray(x, dtype=np.float64) / np.asarray(y, dtype=np.float64)
+    return {'median': float(np.median(r)), 'p10': float(np.percentile(r, 10)), 'p90': float(np.percentile(r, 90))}
