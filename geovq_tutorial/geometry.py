@@ -127,7 +127,7 @@ def exact_edge_lengths(vae: SpatialVAE, grids: torch.Tensor, i, j, steps: int = 
                   segment_lengths(vae, grids[j // CELLS], j % CELLS, a, b, steps))
 
 # %% ../nbs/03_geometry.ipynb #305e27cf
-APPROX_KNN_ABOVE = 200_000   # vectors; above this pynndescent's approximate kNN (bench/results/scaling.json)
+APPROX_KNN_ABOVE = 100_000   # vectors; above this pynndescent's approximate kNN (bench/results/scaling_knn.json)
 
 class ApproxKNN:
     "pynndescent's nearest-neighbour descent behind scikit-learn's `kneighbors` interface (approximate, seeded)."
