@@ -45,3 +45,32 @@ def test_photo_patches_is_a_setting_of_the_data_and_of_the_stages():
     d = load_dataset_for(DataConfig(dataset='photos', photo_patches=30))
     assert (len(d.train), len(d.val), len(d.test)) == (24, 3, 3) and d.image_shape == (3, 32, 32)
     for stage in ('vae', 'vqvae', 'classifier', 'feature_ae', 'evaluation'): assert 'photo_patches' in STAGES[stage].fields, stage
+
+
+def test_chunked_edge_lengths_and_attachment_match_one_chunk():
+    import numpy as np
+    from geovq_tutorial.geometry import attach_edges, knn_index, metric_edge_lengths
+    g = torch.Generator().manual_seed(0)
+    v, A = torch.randn(200, 3, generator=g), torch.randn(200, 3, 3, generator=g)
+    M = A @ A.transpose(1, 2)
+    i, j = torch.randint(0, 200, (500,), generator=g), torch.randint(0, 200, (500,), generator=g)
+    assert torch.allclose(metric_edge_lengths(v, M, i, j, chunk=7), metric_edge_lengths(v, M, i, j, chunk=10 ** 6))
+    index = knn_index(v.numpy().astype(np.float64), 5)
+    x, Mx = torch.randn(50, 3, generator=g), M[:50]
+    for xm in (Mx, None):
+        n1, w1 = attach_edges(index, v, M, x, xm, 5, chunk=3)
+        n2, w2 = attach_edges(index, v, M, x, xm, 5, chunk=10 ** 6)
+        assert (n1 == n2).all() and np.allclose(w1, w2)
+
+
+def test_approximate_knn_above_the_threshold_gives_the_same_codebook_interface():
+    import numpy as np
+    import geovq_tutorial.geometry as geometry
+    from geovq_tutorial.codebook import make_codebook
+    v = torch.randn(1500, 4, generator=torch.Generator().manual_seed(1)); M = torch.eye(4).expand(1500, 4, 4).clone()
+    exact = make_codebook('geodesic', 8, subsample=500, knn=5).fit(v, M)
+    old, geometry.APPROX_KNN_ABOVE = geometry.APPROX_KNN_ABOVE, 1000
+    try: approx = make_codebook('geodesic', 8, subsample=500, knn=5).fit(v, M)
+    finally: geometry.APPROX_KNN_ABOVE = old
+    assert isinstance(approx._index, geometry.ApproxKNN) and not isinstance(exact._index, geometry.ApproxKNN)
+    assert (approx.encode(v[:200], M[:200]) == approx.node_label[:200]).float().mean() > 0.95   # training vectors keep their code
