@@ -22,7 +22,7 @@ from .pipeline import (RunConfig, WRITE_ERRORS, read_config, load_run, check_run
                                      write_report, collect_metrics, results_text, cannot_write)
 
 # %% auto #0
-__all__ = ['COMMANDS', 'EXAMPLES', 'HEADLINE', 'build_parser', 'next_step', 'main']
+__all__ = ['COMMANDS', 'EXAMPLES', 'HEADLINE', 'build_parser', 'default_run_dir', 'next_step', 'main']
 
 # %% ../nbs/10_cli.ipynb #4254893a
 COMMANDS = {  # name: (what it does, the configuration section whose settings are its options; None: only --run-dir)
@@ -38,6 +38,7 @@ def _stages_help() -> str:
 # %% ../nbs/10_cli.ipynb #4e5068a9
 EXAMPLES = """examples:
   geovq run                                          the bundled digits with the default settings, into runs/digits
+  geovq run --dataset photos                         the bundled photo patches, into runs/photos
   geovq run --run-dir runs/quick --epochs 20 --eval-seeds 0
   geovq run --config runs/digits/config.json --force prior
   geovq report --run-dir runs/digits"""
@@ -69,10 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 # %% ../nbs/10_cli.ipynb #e09fb53a
+def default_run_dir(dataset: str) -> str:
+    "The run folder of a dataset when none is given: `runs/<dataset>`."
+    return str(Path(RunConfig().run_dir).parent / dataset)
+
 def _config(ns) -> RunConfig:
     "The validated configuration of the command, checked before any work is done."
     if ns.command == 'report': return load_run(ns.run_dir or RunConfig().run_dir)
     cfg = config_from_arguments(ns, read_config(ns.config) if ns.config else RunConfig())
+    if ns.run_dir is None and ns.config is None: cfg = cfg.replace(run_dir=default_run_dir(cfg.dataset))
     check_run_dir(cfg.run_dir)
     return cfg
 

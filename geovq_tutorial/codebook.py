@@ -19,7 +19,7 @@ from .core import (
     load_checkpoint, setup_run)
 from .data import ImageSplits, load_dataset_for
 from .vae import GRID, CELLS, SpatialVAE, encode_means, load_vae
-from .geometry import (GeometryConfig, LatentGraph, MIN_EDGE, attach_edges, ContextDecoder,
+from .geometry import (GeometryConfig, LatentGraph, MIN_EDGE, attach_edges, ContextDecoder, knn_index,
                                      PrecisionRBF, draw_contexts, fit_precision, pullback_metric, with_uncertainty)
 
 # %% auto #0
@@ -414,9 +414,7 @@ def _fit(self, v, metric):
 # %% ../nbs/04_codebook.ipynb #3d0feab4
 @patch_to(GeodesicCodebook)
 def _encode(self, v, metric):
-    if self._index is None:
-        from sklearn.neighbors import NearestNeighbors
-        self._index = NearestNeighbors().fit(self.train_vectors.numpy().astype(np.float64))
+    if self._index is None: self._index = knn_index(self.train_vectors.numpy().astype(np.float64), self.knn)
     nbr, w = attach_edges(self._index, self.train_vectors, self.train_metric, v, metric, self.knn)
     best = (w + self.node_dist.numpy()[nbr]).argmin(1)
     return self.node_label[torch.as_tensor(nbr[np.arange(len(v)), best])]

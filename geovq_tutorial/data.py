@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .core import Config, setting, one_of
+from .core import Config, setting, one_of, at_least
 
 # %% auto #0
 __all__ = ['DATASETS', 'fraction', 'DataConfig', 'DatasetError', 'ImageSplits', 'split_indices', 'load_digits_splits',
@@ -38,6 +38,8 @@ class DataConfig(Config):
     download: bool = setting(True, 'download torchvision datasets when they are missing (needs a network)')
     val_fraction: float = setting(0.1, 'fraction of the training images held out for validation', fraction)
     test_fraction: float = setting(0.1, 'fraction of the images held out for the test split (bundled sets only)', fraction)
+    photo_patches: int = setting(300, 'number of 32x32 photo patches (train + val + test, split by the fractions); '
+                                 'the default keeps `geovq run --dataset photos` near 10 minutes on 2 CPU cores', at_least(20))
 
 # %% ../nbs/01_data.ipynb #2e5d5425
 class DatasetError(ValueError):
@@ -104,17 +106,20 @@ def _random_crops(photos: list[np.ndarray], band: tuple[int, int], n: int, size:
     return torch.from_numpy(np.stack(crops)), torch.from_numpy(which).long()
 
 # %% ../nbs/01_data.ipynb #d48ec16a
-def load_photo_patches(n_train: int = 4000, n_val: int = 500, n_test: int = 500, size: int = 32,
+def load_photo_patches(n_patches: int = 300, val_fraction: float = 0.1, test_fraction: float = 0.1, size: int = 32,
                        split_seed: int = 0, **_) -> ImageSplits:
-    "Random `size`x`size` RGB crops from scikit-learn's sample photos; splits come from disjoint column bands."
+    "`n_patches` random `size`x`size` RGB crops from scikit-learn's sample photos; splits come from disjoint column bands."
     from sklearn.datasets import load_sample_images
+    n_val, n_test = round(n_patches * val_fraction), round(n_patches * test_fraction)
+    if min(n_val, n_test, n_patches - n_val - n_test) < 1:
+        raise DatasetError(f"{n_patches} photo patches leave an empty split at these fractions; use at least 20 patches")
     photos = [img.astype(np.float32) / 255.0 for img in load_sample_images().images]
     width, gap = photos[0].shape[1], 16
     bands = {'train': (0, int(0.7 * width)), 'val': (int(0.7 * width) + gap, int(0.85 * width))}
     bands['test'] = (bands['val'][1] + gap, width)
     rng = np.random.default_rng(split_seed)
-    (xtr, ytr), (xva, yva), (xte, yte) = [_random_crops(photos, bands[s], n, size, rng)
-                                          for s, n in (('train', n_train), ('val', n_val), ('test', n_test))]
+    (xtr, ytr), (xva, yva), (xte, yte) = [_random_crops(photos, bands[s], n, size, rng) for s, n in
+                                          (('train', n_patches - n_val - n_test), ('val', n_val), ('test', n_test))]
     return ImageSplits('photos', xtr, xva, xte, ytr, yva, yte, ['china', 'flower'])
 
 # %% ../nbs/01_data.ipynb #660bd5bc
@@ -216,18 +221,19 @@ def check_images(x: torch.Tensor, what: str = 'images') -> torch.Tensor:
 
 # %% ../nbs/01_data.ipynb #a7ab25af
 def load_dataset(name: str, data_root: str | os.PathLike = 'data', download: bool = True, val_fraction: float = 0.1,
-                 test_fraction: float = 0.1, split_seed: int = 0) -> ImageSplits:
+                 test_fraction: float = 0.1, split_seed: int = 0, photo_patches: int = 300) -> ImageSplits:
     "Load dataset `name` (see `DATASETS`) as checked `ImageSplits`."
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
     splits = DATASETS[name](data_root=data_root, download=download, val_fraction=val_fraction,
-                            test_fraction=test_fraction, split_seed=split_seed)
+                            test_fraction=test_fraction, split_seed=split_seed, n_patches=photo_patches)
     for s in ('train', 'val', 'test'): check_images(getattr(splits, s), f"{name} {s} images")
     return splits
 
 def load_dataset_for(cfg: DataConfig) -> ImageSplits:
     "The dataset a run configuration asks for, split with the run's seed (each seed draws its own split)."
-    return load_dataset(cfg.dataset, cfg.data_root, cfg.download, cfg.val_fraction, cfg.test_fraction, split_seed=cfg.seed)
+    return load_dataset(cfg.dataset, cfg.data_root, cfg.download, cfg.val_fraction, cfg.test_fraction, split_seed=cfg.seed,
+                        photo_patches=cfg.photo_patches)
 
 # %% ../nbs/01_data.ipynb #4b4331cb
 def image_grid(x: torch.Tensor, nrow: int = 8) -> torch.Tensor:

@@ -25,7 +25,7 @@ from .data import ImageSplits, load_dataset_for, check_images
 from .vae import SpatialVAE, grid_downsamplings, load_or_train_vae, encode_means, active_channels
 from .geometry import pullback_metric
 from .codebook import (CODEBOOKS, METRICS, code_usage, grid_to_vectors, load_or_fit_codebook, training_metric,
-                                     GeodesicReference, evaluate_codebook, psnr_from_mse, REFERENCE_OF, load_or_fit_precision,
+                                     evaluate_codebook, psnr_from_mse, REFERENCE_OF, load_or_fit_precision,
                                      run_geometry, run_references)
 from .prior import load_or_train_prior, token_nll, baseline_nlls, sample_tokens, sample_per_position, tokens_to_images
 from .finetune import FinetuneConfig, load_or_finetune_decoder, load_or_train_vqvae, encode_tokens
@@ -125,7 +125,7 @@ def train_classifier(clf: FeatureClassifier, data: ImageSplits, epochs: int, dev
     return hist
 
 # %% ../nbs/07_evaluate.ipynb #90713068
-declare_stage('classifier', ('dataset', 'val_fraction', 'test_fraction', 'seed', 'classifier_epochs'),
+declare_stage('classifier', ('dataset', 'val_fraction', 'test_fraction', 'photo_patches', 'seed', 'classifier_epochs'),
               doc='the feature classifier whose features and class probabilities the sample metrics use')
 
 def load_or_train_classifier(cfg: EvalConfig, data: ImageSplits | None = None, force: bool = False,
@@ -196,7 +196,7 @@ def autoencoder_features(ae: FeatureAutoencoder, x: torch.Tensor, batch_size: in
     ae.eval()
     return in_batches(ae.features, check_images(x, 'images to embed'), batch_size, module_device(ae)).double()
 
-declare_stage('feature_ae', ('dataset', 'val_fraction', 'test_fraction', 'seed', 'feature_ae_epochs'),
+declare_stage('feature_ae', ('dataset', 'val_fraction', 'test_fraction', 'photo_patches', 'seed', 'feature_ae_epochs'),
               doc='the label-free autoencoder whose bottleneck is the second feature space of the sample metrics')
 
 # %% ../nbs/07_evaluate.ipynb #ff3c8fe8
@@ -659,7 +659,7 @@ def other_source_rows(cfg: EvalConfig, models, data: ImageSplits, reference) -> 
                                                models.vae, data.test, reference, g['test'], mt['test']) for m in cfg.methods}
 
 # %% ../nbs/07_evaluate.ipynb #252982c4
-declare_stage('evaluation', ('dataset', 'val_fraction', 'test_fraction', 'seed', 'codebook_k', 'codebook_methods',
+declare_stage('evaluation', ('dataset', 'val_fraction', 'test_fraction', 'photo_patches', 'seed', 'codebook_k', 'codebook_methods',
                              'codebook_source', 'knn', 'n_samples', 'n_draws', 'temperature', 'top_k', 'feature_spaces', 'max_reference'),
               upstream=('vae', 'codebooks', 'prior', 'finetune', 'vqvae', 'classifier', 'feature_ae'),
               doc='every metric of every variant on the test split, and decoded samples')

@@ -363,8 +363,8 @@ def train_vqvae(model: VQVAE, data: ImageSplits, cfg: FinetuneConfig, device: to
     return {**hist, 'warmup_epochs': run.warmup}
 
 # %% ../nbs/06_finetune.ipynb #95e0cf23
-declare_stage('vqvae', ('dataset', 'val_fraction', 'test_fraction', 'latent_dim', 'hidden', 'codebook_k', 'commitment',
-                        'vqvae_epochs', 'batch_size', 'lr', 'seed', 'vqvae_quantizer'), key='vqvae_{vqvae_quantizer}',
+declare_stage('vqvae', ('dataset', 'val_fraction', 'test_fraction', 'photo_patches', 'latent_dim', 'hidden', 'codebook_k',
+                        'commitment', 'vqvae_epochs', 'batch_size', 'lr', 'seed', 'vqvae_quantizer'), key='vqvae_{vqvae_quantizer}',
               doc='the end-to-end VQ-VAE baseline (made from the images)')
 declare_stage('prior', PRIOR_FIELDS, upstream=('codebooks', 'vqvae'), key=STAGES['prior'].key, doc=STAGES['prior'].doc)
 

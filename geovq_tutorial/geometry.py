@@ -21,11 +21,12 @@ from .core import Trainer, at_least, batches, in_batches, module_device, setting
 from .vae import CELLS, GRID, SpatialVAE, VAEConfig
 
 # %% auto #0
-__all__ = ['MIN_EDGE', 'GeometryConfig', 'check_grids', 'image_fn', 'segment_lengths', 'metric_tensors', 'metric_edge_lengths',
-           'exact_edge_lengths', 'GraphError', 'knn_edges', 'symmetric_graph', 'LatentGraph', 'attach_edges',
-           'draw_contexts', 'ContextDecoder', 'pullback_metric', 'refine', 'curve_length', 'straight', 'PrecisionRBF',
-           'rbf_centres', 'precision_nll', 'fit_precision', 'with_uncertainty', 'resample', 'solve_geodesics',
-           'validate_distances', 'ratio_summary']
+__all__ = ['EDGE_CHUNK', 'APPROX_KNN_ABOVE', 'MIN_EDGE', 'ATTACH_CHUNK', 'GeometryConfig', 'check_grids', 'image_fn',
+           'segment_lengths', 'metric_tensors', 'edge_device', 'metric_edge_lengths', 'exact_edge_lengths', 'ApproxKNN',
+           'knn_index', 'GraphError', 'knn_edges', 'symmetric_graph', 'LatentGraph', 'attach_edges', 'draw_contexts',
+           'ContextDecoder', 'pullback_metric', 'refine', 'curve_length', 'straight', 'PrecisionRBF', 'rbf_centres',
+           'precision_nll', 'fit_precision', 'with_uncertainty', 'resample', 'solve_geodesics', 'validate_distances',
+           'ratio_summary']
 
 # %% ../nbs/03_geometry.ipynb #8553d963
 @dataclass
@@ -99,13 +100,23 @@ def metric_tensors(vae: SpatialVAE, grids: torch.Tensor, batch_size: int | None 
     return in_batches(metric, grids, batch_size, dev)
 
 # %% ../nbs/03_geometry.ipynb #fd831b11
-def metric_edge_lengths(vectors: torch.Tensor, metric: torch.Tensor, i, j) -> torch.Tensor:
-    "Fast pull-back length of the segments vectors[i] -> vectors[j]: 0.5*(sqrt(d^T M_i d) + sqrt(d^T M_j d))."
+EDGE_CHUNK = 2 ** 16  # edges per chunk: the gathered metric tensors of a chunk take 2 * EDGE_CHUNK * D * D floats
+
+def edge_device(device=None) -> torch.device:
+    "Where edge lengths are computed: `device`, else CUDA when present (chunks move there and back), else the CPU."
+    return torch.device(device) if device is not None else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+
+def metric_edge_lengths(vectors: torch.Tensor, metric: torch.Tensor, i, j, device=None, chunk: int = EDGE_CHUNK) -> torch.Tensor:
+    "Fast pull-back length of the segments vectors[i] -> vectors[j]: 0.5*(sqrt(d^T M_i d) + sqrt(d^T M_j d)), in chunks (CPU result)."
     i, j = torch.as_tensor(i, dtype=torch.long), torch.as_tensor(j, dtype=torch.long)
-    d = vectors[j] - vectors[i]
-    qi = torch.einsum('ea,eab,eb->e', d, metric[i], d).clamp_min(0)
-    qj = torch.einsum('ea,eab,eb->e', d, metric[j], d).clamp_min(0)
-    return 0.5 * (qi.sqrt() + qj.sqrt())
+    dev, out = edge_device(device), torch.empty(len(i), dtype=torch.float32)
+    for s in range(0, len(i), chunk):
+        a, b = i[s:s + chunk], j[s:s + chunk]
+        d = (vectors[b] - vectors[a]).to(dev)
+        qi = torch.einsum('ea,eab,eb->e', d, metric[a].to(dev), d).clamp_min(0)
+        qj = torch.einsum('ea,eab,eb->e', d, metric[b].to(dev), d).clamp_min(0)
+        out[s:s + chunk] = (0.5 * (qi.sqrt() + qj.sqrt())).float().cpu()
+    return out
 
 def exact_edge_lengths(vae: SpatialVAE, grids: torch.Tensor, i, j, steps: int = 16) -> torch.Tensor:
     "Exact in-context length of the segments between vectors i and j of `grids`: the mean over both endpoints' grids."
@@ -115,6 +126,29 @@ def exact_edge_lengths(vae: SpatialVAE, grids: torch.Tensor, i, j, steps: int = 
     return 0.5 * (segment_lengths(vae, grids[i // CELLS], i % CELLS, a, b, steps) +
                   segment_lengths(vae, grids[j // CELLS], j % CELLS, a, b, steps))
 
+# %% ../nbs/03_geometry.ipynb #305e27cf
+APPROX_KNN_ABOVE = 100_000   # vectors; above this pynndescent's approximate kNN (bench/results/scaling_knn.json)
+
+class ApproxKNN:
+    "pynndescent's nearest-neighbour descent behind scikit-learn's `kneighbors` interface (approximate, seeded)."
+    def __init__(self, vectors: np.ndarray, k: int, seed: int = 0):
+        import pynndescent
+        self._x = vectors
+        self.nnd = pynndescent.NNDescent(vectors, n_neighbors=k + 1, random_state=seed, n_jobs=max(1, torch.get_num_threads()))
+
+    def kneighbors(self, x, n_neighbors: int, return_distance: bool = False):
+        "Indices [Q, n_neighbors] of the nearest indexed vectors (the built graph when `x` is the indexed set itself)."
+        graph = self.nnd.neighbor_graph[0]
+        idx = graph[:, :n_neighbors] if x is self._x and n_neighbors <= graph.shape[1] else self.nnd.query(x, k=n_neighbors)[0]
+        if return_distance: raise NotImplementedError('ApproxKNN returns indices only')
+        return idx.astype(np.int64)
+
+def knn_index(vectors: np.ndarray, k: int, approx_above: int | None = None):
+    "A fitted index for k-neighbour queries: exact (scikit-learn) up to `approx_above` vectors (`APPROX_KNN_ABOVE`), approximate above."
+    if len(vectors) > (APPROX_KNN_ABOVE if approx_above is None else approx_above): return ApproxKNN(vectors, k)
+    from sklearn.neighbors import NearestNeighbors
+    return NearestNeighbors(n_neighbors=min(k + 1, len(vectors))).fit(vectors)
+
 # %% ../nbs/03_geometry.ipynb #1b555ec0
 MIN_EDGE = 1e-12  # floor for edge weights: sparse matrices drop explicit zeros, duplicate vectors must stay connected
 
@@ -123,10 +157,9 @@ class GraphError(ValueError):
 
 def knn_edges(vectors: np.ndarray, k: int, index=None) -> tuple[np.ndarray, np.ndarray]:
     "Directed edges (i, j): each vector to its k Euclidean-nearest *other* vectors (self removed even among duplicates)."
-    from sklearn.neighbors import NearestNeighbors
     N = len(vectors)
     if not 1 <= k < N: raise ValueError(f"knn={k} neighbours need more than k vectors and k >= 1; got {N} vectors")
-    index = index or NearestNeighbors(n_neighbors=k + 1).fit(vectors)
+    index = index or knn_index(vectors, k)
     idx = index.kneighbors(vectors, n_neighbors=k + 1, return_distance=False)
     keep = idx != np.arange(N)[:, None]
     keep[keep.all(1), -1] = False         # self not returned (duplicates ahead of it): drop the farthest instead
@@ -143,12 +176,11 @@ class LatentGraph:
     """A kNN graph over latent vectors [N, D] whose edges carry pull-back lengths from per-vector metric tensors [N, D, D].
     Disconnected graphs are joined by bridge edges (`on_disconnected='connect'`, default) or refused (`'raise'`)."""
     def __init__(self, vectors: torch.Tensor, metric: torch.Tensor, k: int = 10, on_disconnected: str = 'connect'):
-        from sklearn.neighbors import NearestNeighbors
         if on_disconnected not in ('connect', 'raise'): raise ValueError("on_disconnected must be 'connect' or 'raise'")
         self.vectors, self.metric = torch.as_tensor(vectors, dtype=torch.float32), torch.as_tensor(metric, dtype=torch.float32)
         self._check()
         self.k, self._np = k, self.vectors.numpy().astype(np.float64)
-        self.index = NearestNeighbors(n_neighbors=min(k + 1, self.N)).fit(self._np)
+        self.index = knn_index(self._np, min(k, self.N - 1))
         i, j = knn_edges(self._np, k, self.index)
         self.graph = symmetric_graph(i, j, self.edge_lengths(i, j), self.N)
         n, labels = connected_components(self.graph, directed=False)
@@ -227,19 +259,26 @@ def path(self, i: int, j: int) -> tuple[list[int], float]:
     return path[::-1], float(dist[j])
 
 # %% ../nbs/03_geometry.ipynb #3d247d8c
+ATTACH_CHUNK = 2 ** 14  # new vectors per chunk: their neighbours' metric tensors take ATTACH_CHUNK * k * D * D floats
+
 def attach_edges(index, vectors: torch.Tensor, metric: torch.Tensor, x: torch.Tensor, x_metric: torch.Tensor | None,
-                 k: int) -> tuple[np.ndarray, np.ndarray]:
+                 k: int, device=None, chunk: int = ATTACH_CHUNK) -> tuple[np.ndarray, np.ndarray]:
     """Edges from new vectors x [Q, D] to their k Euclidean-nearest `vectors` (found with the fitted `index`): node indices
     [Q, k] and lengths [Q, k] by the graph's own rule 0.5*(sqrt(d^T M_x d) + sqrt(d^T M_j d)), M_x = `x_metric` [Q, D, D].
     With `x_metric=None` (a point with no grid of its own, such as a k-means centroid) the length is sqrt(d^T M_j d)."""
-    k = min(k, len(vectors))
+    k, dev = min(k, len(vectors)), edge_device(device)
     x = torch.as_tensor(x, dtype=torch.float32)
     nbr = index.kneighbors(x.numpy().astype(np.float64), n_neighbors=k, return_distance=False)
-    d = vectors[torch.as_tensor(nbr)] - x[:, None]                                   # [Q, k, D]
-    qn = torch.einsum('qka,qkab,qkb->qk', d, metric[torch.as_tensor(nbr)], d).clamp_min(0).sqrt()
-    if x_metric is None: return nbr, qn.numpy().astype(np.float64)
-    qx = torch.einsum('qka,qab,qkb->qk', d, torch.as_tensor(x_metric, dtype=torch.float32), d).clamp_min(0).sqrt()
-    return nbr, (0.5 * (qx + qn)).numpy().astype(np.float64)
+    w = np.empty(nbr.shape, dtype=np.float64)
+    for s in range(0, len(x), chunk):
+        n = torch.as_tensor(nbr[s:s + chunk])
+        d = (vectors[n] - x[s:s + chunk, None]).to(dev)                              # [q, k, D]
+        q = torch.einsum('qka,qkab,qkb->qk', d, metric[n].to(dev), d).clamp_min(0).sqrt()
+        if x_metric is not None:
+            mx = torch.as_tensor(x_metric[s:s + chunk], dtype=torch.float32).to(dev)
+            q = 0.5 * (q + torch.einsum('qka,qab,qkb->qk', d, mx, d).clamp_min(0).sqrt())
+        w[s:s + chunk] = q.cpu().numpy()
+    return nbr, w
 
 # %% ../nbs/03_geometry.ipynb #a57ed458
 @patch_to(LatentGraph)

@@ -23,9 +23,9 @@ from .data import DataConfig, ImageSplits, load_dataset_for
 from .data import check_images as _check_pixels
 
 # %% auto #0
-__all__ = ['GRID', 'CELLS', 'VAE_STAGE', 'VAEConfig', 'grid_downsamplings', 'SpatialVAE', 'ELBOTerms', 'elbo_terms', 'vae_loss',
-           'evaluate_vae', 'train_vae', 'vae_checkpoint', 'load_or_train_vae', 'load_vae', 'encode_means',
-           'tutorial_config', 'chapter_setup', 'channel_variance', 'active_channels']
+__all__ = ['GRID', 'CELLS', 'LOGVAR_MAX', 'VAE_STAGE', 'VAEConfig', 'grid_downsamplings', 'SpatialVAE', 'bound_logvar',
+           'ELBOTerms', 'elbo_terms', 'vae_loss', 'evaluate_vae', 'train_vae', 'vae_checkpoint', 'load_or_train_vae',
+           'load_vae', 'encode_means', 'tutorial_config', 'chapter_setup', 'channel_variance', 'active_channels']
 
 # %% ../nbs/02_vae.ipynb #d62e294b
 @dataclass
@@ -94,11 +94,24 @@ def check_latents(self, z: torch.Tensor) -> torch.Tensor:
     if not torch.isfinite(z).all(): raise ValueError("latent grids contain NaN or infinite values")
     return z
 
+# %% ../nbs/02_vae.ipynb #6040e514
+LOGVAR_MAX = 2.0   # upper bound of a latent's log-variance: sigma <= e, wider than the prior's 1
+
+def bound_logvar(raw: torch.Tensor, top: float = LOGVAR_MAX) -> torch.Tensor:
+    "A smooth upper bound on log-variances: about `raw` well below `top`, never above it."
+    return top - F.softplus(top - raw)
+
+@patch_to(SpatialVAE)
+def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    "(mu, bounded logvar) of images `x`, without input checks."
+    mu, raw = self.encoder(x).chunk(2, dim=1)
+    return mu, bound_logvar(raw)
+
 # %% ../nbs/02_vae.ipynb #928699f4
 @patch_to(SpatialVAE)
 def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     "Images [N, C, H, W] in [0, 1] -> (mu, logvar), each [N, D, 4, 4]."
-    return self.encoder(self.check_images(x)).chunk(2, dim=1)
+    return self.posterior(self.check_images(x))
 
 @patch_to(SpatialVAE)
 def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
@@ -114,7 +127,7 @@ def decode(self, z: torch.Tensor) -> torch.Tensor:
 @patch_to(SpatialVAE)
 def forward(self, x: torch.Tensor):
     "(pixel logits, mu, logvar) with z sampled by the reparameterisation trick (no input checks: the trainer checks once)."
-    mu, logvar = self.encoder(x).chunk(2, dim=1)
+    mu, logvar = self.posterior(x)
     z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
     return self.decoder(z), mu, logvar
 
@@ -173,8 +186,8 @@ def train_vae(model: SpatialVAE, data: ImageSplits, cfg: VAEConfig, device: torc
     return hist
 
 # %% ../nbs/02_vae.ipynb #aebc23eb
-VAE_STAGE = declare_stage('vae', fields=('dataset', 'val_fraction', 'test_fraction', 'seed', 'latent_dim', 'hidden', 'beta',
-                                         'epochs', 'batch_size', 'lr'),
+VAE_STAGE = declare_stage('vae', fields=('dataset', 'val_fraction', 'test_fraction', 'photo_patches', 'seed', 'latent_dim',
+                                         'hidden', 'beta', 'epochs', 'batch_size', 'lr'),
                           doc='the spatial VAE: weights, training history and test ELBO')
 
 # %% ../nbs/02_vae.ipynb #30eab829
