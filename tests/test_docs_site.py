@@ -124,6 +124,8 @@ def test_pages_show_no_warning_or_developer_path(site):
     out, _ = site
     pages = [f for f in out.rglob('*.html') if '_static' not in f.relative_to(out).parts] + [out / 'searchindex.js']
     found = {f.relative_to(out).as_posix(): leaks(f.read_text()) for f in pages}
+    # the module source pages show the code, which names FutureWarning where it silences it: there only paths count
+    found.update({k: [x for x in v if 'FutureWarning' not in x] for k, v in found.items() if k.startswith('api/source/')})
     found = {k: v for k, v in found.items() if v}
     assert not found, 'pages show a warning or a developer path:\n' + '\n'.join(f'{k}: {v[:3]}' for k, v in found.items())
 
