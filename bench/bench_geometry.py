@@ -61,13 +61,14 @@ def main():
     ap.add_argument('--lr', type=float, default=0.05)
     ap.add_argument('--reuse', metavar='COST_JSON', help="skip the cost section: take its numbers from COST_JSON (an earlier run of "
                     "this script on the same VAE) and the training vectors' expected metric from the run's stage 'metric'")
+    ap.add_argument('--only', choices=('plain', 'uncertainty'), help='validate one metric only; the other entry is kept from --out')
     ap.add_argument('--out', default=str(ROOT / 'bench' / 'results' / 'geometry.json'))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.setdefault('GEOVQ_PROGRESS', '0')
     from geovq_tutorial.vae import tutorial_config, load_or_train_vae, encode_means, CELLS
     from geovq_tutorial.geometry import (GeometryConfig, ContextDecoder, LatentGraph, draw_contexts, fit_precision, pullback_metric,
-                                         ratio_summary, validate_distances, with_uncertainty)
+                                         ratio_summary, validate_distances, with_uncertainty, VARIANCE_STEPS)
     from geovq_tutorial.data import load_dataset_for
     cfg = tutorial_config(GeometryConfig, threads=args.threads, progress=False)
     data = load_dataset_for(cfg)
@@ -77,7 +78,7 @@ def main():
     V, VT = vec(train), vec(test)
     load0 = os.getloadavg()
     res = {'command': f'bench/bench_geometry.py --pairs {args.pairs} --threads {args.threads} --iters {args.iters} --lr {args.lr}'
-                          + (f' --reuse {args.reuse}' if args.reuse else ''),
+                          + (f' --reuse {args.reuse}' if args.reuse else '') + (f' --only {args.only}' if args.only else ''),
            'when': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
            'machine': {'cpus': os.cpu_count(), 'platform': platform.platform(), 'load_average_start': load0},
            'N_train_vectors': len(V), 'D': cfg.latent_dim, 'knn': cfg.knn, 'metric_contexts': cfg.metric_contexts,
@@ -108,9 +109,14 @@ def main():
     ia, ib = (torch.as_tensor(rng.choice(len(VT), args.pairs)) for _ in range(2))
     MT = pullback_metric(G, VT[torch.cat([ia, ib])]); MTs = pullback_metric(prec, VT[torch.cat([ia, ib])], batch_size=4096)
     n = args.pairs
-    for name, f, Mv, Mt in (('plain', G, M, MT), ('uncertainty', with_uncertainty(G, prec), M + Ms, MT + MTs)):
+    if args.only and Path(args.out).exists():                   # the other metric's entry, from the earlier run
+        old = json.loads(Path(args.out).read_text())
+        other = 'plain' if args.only == 'uncertainty' else 'uncertainty'
+        if other in old: res[other] = {**old[other], 'from_run': old.get('when')}
+    for name, f, Mv, Mt, var in (('plain', G, M, MT, None), ('uncertainty', with_uncertainty(G, prec), M + Ms, MT + MTs, prec)):
+        if args.only and name != args.only: continue
         t0 = time.perf_counter()
-        graph = LatentGraph(V, Mv, k=cfg.knn)
+        graph = LatentGraph(V, Mv, k=cfg.knn, variance=var)     # the uncertainty-aware graph measures sigma's part exactly
         t_graph = time.perf_counter() - t0
         v = validate_distances(f, graph, VT[ia], Mt[:n], VT[ib], Mt[n:], iters=args.iters, lr=args.lr)
         entry = {'graph_vs_own_path_median': None, 'graph_vs_continuous_median': None}
@@ -120,7 +126,8 @@ def main():
         entry.update({'continuous_vs_straight_median': ratio_summary(v['continuous'], v['straight'])['median'],
                       'solver_vs_straight_median': ratio_summary(v['solved'], v['straight'])['median'],
                       'hops_median': float(np.median(v['hops'])), 'graph_s': t_graph, 'validation_s': time.perf_counter() - t0 - t_graph,
-                      'components': int(graph.components_before), 'bridges': int(graph.bridges), 'pairs': n})
+                      'components': int(graph.components_before), 'bridges': int(graph.bridges), 'pairs': n,
+                      'edge_rule': 'endpoint mean' if var is None else f'variance exact ({VARIANCE_STEPS} sub-steps), decoder part from the ends'})
         res[name] = entry
         print(name, entry, flush=True)
     res['machine']['load_average_end'] = os.getloadavg()

@@ -20,7 +20,7 @@ from .core import (
 from .data import ImageSplits, load_dataset_for
 from .vae import GRID, CELLS, SpatialVAE, encode_means, load_vae
 from .geometry import (GeometryConfig, LatentGraph, MIN_EDGE, attach_edges, ContextDecoder, knn_index,
-                                     PrecisionRBF, draw_contexts, fit_precision, pullback_metric, with_uncertainty)
+                                     PrecisionRBF, decoder_part, draw_contexts, fit_precision, pullback_metric, with_uncertainty)
 
 # %% auto #0
 __all__ = ['CODEBOOKS', 'DATA_FIELDS', 'PRECISION_STAGE', 'METRIC_STAGE', 'CODEBOOKS_STAGE', 'METRICS', 'ASSIGN_RULES',
@@ -363,9 +363,14 @@ class GeodesicCodebook(Codebook):
         if subsample < K: raise ValueError(f"subsample={subsample} must be at least K={K}")
         if knn < 1: raise ValueError(f"knn must be at least 1; got {knn}")
         self.subsample, self.knn, self.on_disconnected = int(subsample), int(knn), on_disconnected
-        self._index, self.geometry = None, None
+        self._index, self._plain, self.geometry = None, None, None
 
     def _params(self): return {'subsample': self.subsample, 'knn': self.knn, 'on_disconnected': self.on_disconnected}
+
+    @property
+    def variance(self):
+        "The map sigma whose part of the metric the graph measures exactly (the uncertainty-aware codebook's), else None."
+        return self.geometry.precision if self.uncertainty and self.geometry is not None else None
 
     def grid_metric(self, mu_grid):
         if self.vae is None:
@@ -385,16 +390,16 @@ def _state(self):
 def _load_state(self, t):
     self.train_vectors, self.train_metric = t['train_vectors'], t['train_metric']
     self.node_dist, self.node_label, self.medoid_index = t['node_dist'], t['node_label'], t['medoid_index']
-    self._index, self.geometry = None, Geometry.from_tensors(t)
+    self._index, self._plain, self.geometry = None, None, Geometry.from_tensors(t)
 
 # %% ../nbs/04_codebook.ipynb #318ec33b
 @patch_to(GeodesicCodebook)
 def _fit(self, v, metric):
     t0 = time.perf_counter()
-    graph = LatentGraph(v, metric, k=self.knn, on_disconnected=self.on_disconnected)                 # 1. the full graph
+    graph = LatentGraph(v, metric, k=self.knn, on_disconnected=self.on_disconnected, variance=self.variance)   # 1. the full graph
     t1 = time.perf_counter()
     sub = subsample_indices(len(v), self.subsample, self.seed)                                        # 2. medoids
-    sub_graph = graph if len(sub) == len(v) else LatentGraph(v[sub], metric[sub], k=self.knn)
+    sub_graph = graph if len(sub) == len(v) else LatentGraph(v[sub], metric[sub], k=self.knn, variance=self.variance)
     Dsub = sub_graph.distances()
     t2 = time.perf_counter()
     med, _, info = kmedoids(Dsub, self.K, self.seed)
@@ -406,7 +411,7 @@ def _fit(self, v, metric):
     self.node_dist, self.node_label = torch.as_tensor(dist), torch.as_tensor(slot[src], dtype=torch.long)
     self.medoid_index = torch.as_tensor(medoids, dtype=torch.long)
     self.codewords = v[self.medoid_index].clone()
-    self._index, self.graph = graph.index, graph
+    self._index, self._plain, self.graph = graph.index, graph.plain, graph
     self.info = {**info, 'n_subsample': len(sub), 'components': int(graph.components_before), 'bridges': int(graph.bridges),
                  'timing': {'graph_s': t1 - t0, 'subsample_distances_s': t2 - t1, 'kmedoids_s': t3 - t2,
                             'assign_s': time.perf_counter() - t3}}
@@ -415,7 +420,9 @@ def _fit(self, v, metric):
 @patch_to(GeodesicCodebook)
 def _encode(self, v, metric):
     if self._index is None: self._index = knn_index(self.train_vectors.numpy().astype(np.float64), self.knn)
-    nbr, w = attach_edges(self._index, self.train_vectors, self.train_metric, v, metric, self.knn)
+    if self._plain is None: self._plain = decoder_part(self.train_metric, self.train_vectors, self.variance)
+    nbr, w = attach_edges(self._index, self.train_vectors, self._plain, v, decoder_part(metric, v, self.variance), self.knn,
+                          variance=self.variance)
     best = (w + self.node_dist.numpy()[nbr]).argmin(1)
     return self.node_label[torch.as_tensor(nbr[np.arange(len(v)), best])]
 
@@ -647,7 +654,7 @@ class GeodesicReference:
                  geometry: Geometry | None = None):
         self.vae, self.geometry = vae, geometry or Geometry(*draw_contexts(train_grids, 16))
         v = grid_to_vectors(train_grids)
-        self.graph = LatentGraph(v, self.geometry.metric(vae, v) if metric is None else metric, k=knn)
+        self.graph = LatentGraph(v, self.geometry.metric(vae, v) if metric is None else metric, k=knn, variance=self.geometry.precision)
 
 # %% ../nbs/04_codebook.ipynb #0e26dd30
 @patch_to(GeodesicReference)
@@ -655,8 +662,9 @@ def _with_codewords(self, codewords: torch.Tensor, metric: torch.Tensor | None):
     "The reference graph with the codewords attached as extra nodes N, N+1, ... (metric None: borrowed from the nearest vector)."
     import scipy.sparse as sp
     g, N = self.graph, self.graph.N
-    if metric is None: metric = g.metric[g.index.kneighbors(codewords.numpy().astype(np.float64), n_neighbors=1, return_distance=False)[:, 0]]
-    cn, cw = attach_edges(g.index, g.vectors, g.metric, codewords, metric, g.k)
+    if metric is None: plain = g.plain[g.index.kneighbors(codewords.numpy().astype(np.float64), n_neighbors=1, return_distance=False)[:, 0]]
+    else: plain = decoder_part(metric, codewords, g.variance)
+    cn, cw = attach_edges(g.index, g.vectors, g.plain, codewords, plain, g.k, variance=g.variance)
     E = sp.csr_matrix((np.maximum(cw.ravel(), MIN_EDGE), (np.repeat(N + np.arange(len(codewords)), cn.shape[1]), cn.ravel())),
                       shape=(N + len(codewords),) * 2)
     return (sp.bmat([[g.graph, None], [None, sp.csr_matrix((len(codewords),) * 2)]]) + E + E.T).tocsr()

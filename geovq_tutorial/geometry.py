@@ -21,12 +21,12 @@ from .core import Trainer, at_least, batches, in_batches, module_device, setting
 from .vae import CELLS, GRID, SpatialVAE, VAEConfig
 
 # %% auto #0
-__all__ = ['EDGE_CHUNK', 'APPROX_KNN_ABOVE', 'MIN_EDGE', 'ATTACH_CHUNK', 'GeometryConfig', 'check_grids', 'image_fn',
-           'segment_lengths', 'metric_tensors', 'edge_device', 'metric_edge_lengths', 'exact_edge_lengths', 'ApproxKNN',
-           'knn_index', 'GraphError', 'knn_edges', 'symmetric_graph', 'LatentGraph', 'attach_edges', 'draw_contexts',
-           'ContextDecoder', 'pullback_metric', 'refine', 'curve_length', 'straight', 'PrecisionRBF', 'rbf_centres',
-           'precision_nll', 'fit_precision', 'with_uncertainty', 'resample', 'solve_geodesics', 'validate_distances',
-           'ratio_summary']
+__all__ = ['EDGE_CHUNK', 'APPROX_KNN_ABOVE', 'MIN_EDGE', 'ATTACH_CHUNK', 'VARIANCE_STEPS', 'GeometryConfig', 'check_grids',
+           'image_fn', 'segment_lengths', 'metric_tensors', 'edge_device', 'metric_edge_lengths', 'exact_edge_lengths',
+           'ApproxKNN', 'knn_index', 'GraphError', 'knn_edges', 'symmetric_graph', 'LatentGraph', 'attach_edges',
+           'draw_contexts', 'ContextDecoder', 'pullback_metric', 'refine', 'curve_length', 'straight', 'PrecisionRBF',
+           'rbf_centres', 'precision_nll', 'fit_precision', 'with_uncertainty', 'resample', 'solve_geodesics',
+           'decoder_part', 'variance_edge_lengths', 'validate_distances', 'ratio_summary']
 
 # %% ../nbs/03_geometry.ipynb #8553d963
 @dataclass
@@ -106,12 +106,16 @@ def edge_device(device=None) -> torch.device:
     "Where edge lengths are computed: `device`, else CUDA when present (chunks move there and back), else the CPU."
     return torch.device(device) if device is not None else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 
-def metric_edge_lengths(vectors: torch.Tensor, metric: torch.Tensor, i, j, device=None, chunk: int = EDGE_CHUNK) -> torch.Tensor:
-    "Fast pull-back length of the segments vectors[i] -> vectors[j]: 0.5*(sqrt(d^T M_i d) + sqrt(d^T M_j d)), in chunks (CPU result)."
+def metric_edge_lengths(vectors: torch.Tensor, metric: torch.Tensor, i, j, device=None, chunk: int = EDGE_CHUNK,
+                        variance=None) -> torch.Tensor:
+    """Fast pull-back length of the segments vectors[i] -> vectors[j]: 0.5*(sqrt(d^T M_i d) + sqrt(d^T M_j d)), in chunks (CPU result).
+    With `variance` (a map sigma, the uncertainty section below) `metric` is the decoder's part and `variance_edge_lengths` measures."""
     i, j = torch.as_tensor(i, dtype=torch.long), torch.as_tensor(j, dtype=torch.long)
     dev, out = edge_device(device), torch.empty(len(i), dtype=torch.float32)
     for s in range(0, len(i), chunk):
         a, b = i[s:s + chunk], j[s:s + chunk]
+        if variance is not None:
+            out[s:s + chunk] = variance_edge_lengths(vectors[a], vectors[b], metric[a], metric[b], variance).float(); continue
         d = (vectors[b] - vectors[a]).to(dev)
         qi = torch.einsum('ea,eab,eb->e', d, metric[a].to(dev), d).clamp_min(0)
         qj = torch.einsum('ea,eab,eb->e', d, metric[b].to(dev), d).clamp_min(0)
@@ -174,11 +178,15 @@ def symmetric_graph(i: np.ndarray, j: np.ndarray, w: np.ndarray, N: int) -> sp.c
 # %% ../nbs/03_geometry.ipynb #af6f2a50
 class LatentGraph:
     """A kNN graph over latent vectors [N, D] whose edges carry pull-back lengths from per-vector metric tensors [N, D, D].
-    Disconnected graphs are joined by bridge edges (`on_disconnected='connect'`, default) or refused (`'raise'`)."""
-    def __init__(self, vectors: torch.Tensor, metric: torch.Tensor, k: int = 10, on_disconnected: str = 'connect'):
+    Disconnected graphs are joined by bridge edges (`on_disconnected='connect'`, default) or refused (`'raise'`). With `variance`
+    (a map sigma whose pull-back J_sigma^T J_sigma is part of `metric`), that part is measured exactly along each edge (see
+    `variance_edge_lengths` in the uncertainty section)."""
+    def __init__(self, vectors: torch.Tensor, metric: torch.Tensor, k: int = 10, on_disconnected: str = 'connect', variance=None):
         if on_disconnected not in ('connect', 'raise'): raise ValueError("on_disconnected must be 'connect' or 'raise'")
         self.vectors, self.metric = torch.as_tensor(vectors, dtype=torch.float32), torch.as_tensor(metric, dtype=torch.float32)
         self._check()
+        self.variance = variance
+        self.plain = self.metric if variance is None else decoder_part(self.metric, self.vectors, variance)
         self.k, self._np = k, self.vectors.numpy().astype(np.float64)
         self.index = knn_index(self._np, min(k, self.N - 1))
         i, j = knn_edges(self._np, k, self.index)
@@ -210,7 +218,7 @@ def __repr__(self):
 @patch_to(LatentGraph)
 def edge_lengths(self, i, j) -> np.ndarray:
     "Fast pull-back lengths of the segments between vectors i and j (numpy)."
-    return metric_edge_lengths(self.vectors, self.metric, i, j).numpy().astype(np.float64)
+    return metric_edge_lengths(self.vectors, self.plain, i, j, variance=self.variance).numpy().astype(np.float64)
 
 @patch_to(LatentGraph)
 def _disconnected(self, labels) -> GraphError:
@@ -262,16 +270,22 @@ def path(self, i: int, j: int) -> tuple[list[int], float]:
 ATTACH_CHUNK = 2 ** 14  # new vectors per chunk: their neighbours' metric tensors take ATTACH_CHUNK * k * D * D floats
 
 def attach_edges(index, vectors: torch.Tensor, metric: torch.Tensor, x: torch.Tensor, x_metric: torch.Tensor | None,
-                 k: int, device=None, chunk: int = ATTACH_CHUNK) -> tuple[np.ndarray, np.ndarray]:
+                 k: int, device=None, chunk: int = ATTACH_CHUNK, variance=None) -> tuple[np.ndarray, np.ndarray]:
     """Edges from new vectors x [Q, D] to their k Euclidean-nearest `vectors` (found with the fitted `index`): node indices
     [Q, k] and lengths [Q, k] by the graph's own rule 0.5*(sqrt(d^T M_x d) + sqrt(d^T M_j d)), M_x = `x_metric` [Q, D, D].
-    With `x_metric=None` (a point with no grid of its own, such as a k-means centroid) the length is sqrt(d^T M_j d)."""
+    With `x_metric=None` (a point with no grid of its own, such as a k-means centroid) the length is sqrt(d^T M_j d). With
+    `variance`, the metrics are the decoder's parts and `variance_edge_lengths` measures."""
     k, dev = min(k, len(vectors)), edge_device(device)
     x = torch.as_tensor(x, dtype=torch.float32)
     nbr = index.kneighbors(x.numpy().astype(np.float64), n_neighbors=k, return_distance=False)
     w = np.empty(nbr.shape, dtype=np.float64)
     for s in range(0, len(x), chunk):
         n = torch.as_tensor(nbr[s:s + chunk])
+        if variance is not None:
+            Mj = metric[n].flatten(0, 1)
+            Mx = Mj if x_metric is None else torch.as_tensor(x_metric[s:s + chunk], dtype=torch.float32).repeat_interleave(k, 0)
+            xs = x[s:s + chunk].repeat_interleave(k, 0)
+            w[s:s + chunk] = variance_edge_lengths(xs, vectors[n].flatten(0, 1), Mx, Mj, variance).reshape(-1, k).numpy(); continue
         d = (vectors[n] - x[s:s + chunk, None]).to(dev)                              # [q, k, D]
         q = torch.einsum('qka,qkab,qkb->qk', d, metric[n].to(dev), d).clamp_min(0).sqrt()
         if x_metric is not None:
@@ -284,8 +298,9 @@ def attach_edges(index, vectors: torch.Tensor, metric: torch.Tensor, x: torch.Te
 @patch_to(LatentGraph)
 def attach(self, x: torch.Tensor, metric: torch.Tensor, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Edges from new vectors x [Q, D] (with their own metric tensors [Q, D, D]) to their k nearest graph nodes:
-    node indices [Q, k] and pull-back lengths [Q, k], by the same rule as the graph's edges."""
-    return attach_edges(self.index, self.vectors, self.metric, x, metric, k or self.k)
+    node indices [Q, k] and pull-back lengths [Q, k], by the same rule as the graph's edges (metric None: the node's)."""
+    plain = metric if metric is None or self.variance is None else decoder_part(torch.as_tensor(metric, dtype=torch.float32), x, self.variance)
+    return attach_edges(self.index, self.vectors, self.plain, x, plain, k or self.k, variance=self.variance)
 
 # %% ../nbs/03_geometry.ipynb #c0d81eae
 def draw_contexts(grids: torch.Tensor, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -418,6 +433,25 @@ def solve_geodesics(f, init: torch.Tensor, iters: int = 100, lr: float = 0.02) -
         opt.zero_grad(); E.backward(); opt.step()
         history.append(float(E.detach()) * (T1 - 1))
     return torch.cat([a, inner.detach(), b], 1), history
+
+# %% ../nbs/03_geometry.ipynb #87eaff00
+VARIANCE_STEPS = 4   # sub-steps along an edge at which sigma is evaluated
+
+def decoder_part(metric: torch.Tensor, vectors: torch.Tensor, variance=None) -> torch.Tensor:
+    "P = M - J_sigma^T J_sigma [n, D, D]: the metric without the pull-back of `variance` (M itself when there is none)."
+    if variance is None: return metric
+    return metric - pullback_metric(variance, torch.as_tensor(vectors, dtype=torch.float32), batch_size=4096)
+
+@torch.no_grad()
+def variance_edge_lengths(a: torch.Tensor, b: torch.Tensor, Pa: torch.Tensor, Pb: torch.Tensor, variance,
+                          steps: int = VARIANCE_STEPS) -> torch.Tensor:
+    "Lengths [E] of segments a -> b [E, D]: sigma's part exact over `steps` sub-steps, the decoder's from Pa, Pb [E, D, D] (formula above)."
+    d, t = b - a, torch.linspace(0, 1, steps + 1)
+    s = variance((a[:, None] + t[None, :, None] * d[:, None]).flatten(0, 1)).reshape(len(a), steps + 1, -1)
+    ds2 = ((s[:, 1:] - s[:, :-1]) ** 2).sum(-1)                                             # [E, S]
+    qa, qb = (torch.einsum('ea,eab,eb->e', d, P, d).clamp_min(0)[:, None] for P in (Pa, Pb))
+    m = (t[1:] + t[:-1]) / 2
+    return (((1 - m) * qa + m * qb) / steps ** 2 + ds2).sqrt().sum(1)
 
 # %% ../nbs/03_geometry.ipynb #957d66be
 @patch_to(LatentGraph)
