@@ -22,25 +22,25 @@ from .core import (Config, setting, at_least, declare_stage, STAGES, StageError,
                                  setup_run, seed_everything, module_device, in_batches, load_checkpoint, load_weights,
                                  fingerprint)
 from .data import ImageSplits, load_dataset_for, check_images
-from .vae import SpatialVAE, grid_downsamplings, load_or_train_vae, encode_means, active_channels
+from .vae import SpatialVAE, CELLS, grid_downsamplings, load_or_train_vae, encode_means, active_channels
 from .geometry import pullback_metric
 from .codebook import (CODEBOOKS, METRICS, code_usage, grid_to_vectors, load_or_fit_codebook, training_metric,
                                      evaluate_codebook, psnr_from_mse, REFERENCE_OF, load_or_fit_precision,
-                                     run_geometry, run_references)
+                                     run_geometry, run_references, METRIC_STAGE)
 from .prior import load_or_train_prior, token_nll, baseline_nlls, sample_tokens, sample_per_position, tokens_to_images
 from .finetune import FinetuneConfig, load_or_finetune_decoder, load_or_train_vqvae, encode_tokens
 
 # %% auto #0
 __all__ = ['FEATURE_SPACES', 'VARIANT_LABELS', 'TABLE_COLUMNS', 'HIGHER_IS_BETTER', 'NO_BETTER', 'COMPARE_KEYS', 'EvalConfig',
-           'FeatureClassifier', 'classifier_accuracy', 'classifier_loss', 'train_classifier',
+           'FeatureClassifier', 'check_image_shape', 'classifier_accuracy', 'classifier_loss', 'train_classifier',
            'load_or_train_classifier', 'classifier_features', 'classifier_probs', 'FeatureAutoencoder',
            'autoencoder_loss', 'autoencoder_mse', 'autoencoder_features', 'load_or_train_feature_ae', 'space_prefix',
            'frechet_distance', 'precision_recall', 'inception_score', 'pixel_stats', 'SampleScorer',
            'reconstruction_metrics', 'results_table', 't_interval', 'paired_difference', 'verdict', 'comparison_pairs',
            'compare_variants', 'space_disagreements', 'check_targets', 'decode_latents', 'seed_config', 'split_latents',
-           'codebook_tokens', 'method_models', 'vqvae_models', 'load_run_models', 'draw_generator', 'score_codebook',
-           'score_vae_and_vqvae', 'other_source_rows', 'evaluation_upstream', 'run_scorer', 'score_run', 'evaluate_run',
-           'evaluate_seeds', 'evaluate_seed', 'load_evaluation_samples']
+           'split_metric', 'codebook_tokens', 'method_models', 'vqvae_models', 'load_run_models', 'draw_generator',
+           'score_codebook', 'score_vae_and_vqvae', 'other_source_rows', 'evaluation_upstream', 'run_scorer',
+           'score_run', 'evaluate_run', 'evaluate_seeds', 'evaluate_seed', 'load_evaluation_samples']
 
 # %% ../nbs/07_evaluate.ipynb #62575a25
 @dataclass
@@ -86,10 +86,14 @@ class FeatureClassifier(nn.Module):
 @patch_to(FeatureClassifier)
 def features(self, x: torch.Tensor) -> torch.Tensor:
     "Penultimate-layer features [N, feature_dim] of images [N, C, H, W]."
-    if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
-        raise ValueError(f"FeatureClassifier expects images of shape [N, {', '.join(map(str, self.image_shape))}]; "
+    return self.body(check_image_shape(self, x))
+
+def check_image_shape(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    "Refuse images whose shape is not the [N, *net.image_shape] a feature network was built for."
+    if x.ndim != 4 or tuple(x.shape[1:]) != net.image_shape:
+        raise ValueError(f"{type(net).__name__} expects images of shape [N, {', '.join(map(str, net.image_shape))}]; "
                          f"got {list(x.shape)}. Was it trained on another dataset?")
-    return self.body(x)
+    return x
 
 @patch_to(FeatureClassifier)
 def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -172,10 +176,7 @@ class FeatureAutoencoder(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         "The bottleneck [N, feature_dim] of images [N, C, H, W]."
-        if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
-            raise ValueError(f"FeatureAutoencoder expects images of shape [N, {', '.join(map(str, self.image_shape))}]; "
-                             f"got {list(x.shape)}. Was it trained on another dataset?")
-        return self.encoder(x)
+        return self.encoder(check_image_shape(self, x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor: return torch.sigmoid(self.decoder(self.features(x)))
 
@@ -552,14 +553,20 @@ def split_latents(cfg: EvalConfig, vae: SpatialVAE, data: ImageSplits) -> tuple[
     """Encoder means [N, D, 4, 4] of every split and their metric tensors, {measure: [N*16, D, D]} for the expected and the
     uncertainty-aware metric (the training split's from the codebook chapter's stage)."""
     (g_train, M_train), (_, Mu_train) = (training_metric(cfg, vae, data, source='mu', uncertainty=u) for u in (False, True))
-    grids = {'train': g_train, **{s: encode_means(vae, data.split(s)[0]) for s in ('val', 'test')}}
-    geo, prec = run_geometry(cfg, vae, data), load_or_fit_precision(cfg, vae, data)
-    metric = {'train': {'geodesic_distortion': M_train, 'geodesic_distortion_unc': Mu_train}}
+    grids, metric = {'train': g_train}, {'train': {'geodesic_distortion': M_train, 'geodesic_distortion_unc': Mu_train}}
+    prec = load_or_fit_precision(cfg, vae, data)
     for s in ('val', 'test'):
-        v = grid_to_vectors(grids[s])
-        M = geo.metric(vae, v)
-        metric[s] = {'geodesic_distortion': M, 'geodesic_distortion_unc': M + pullback_metric(prec, v, batch_size=4096)}
+        grids[s], M = split_metric(cfg, vae, data, s)
+        metric[s] = {'geodesic_distortion': M, 'geodesic_distortion_unc': M + pullback_metric(prec, grid_to_vectors(grids[s]), batch_size=4096)}
     return grids, metric
+
+def split_metric(cfg: EvalConfig, vae: SpatialVAE, data: ImageSplits, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    "Encoder means [N, D, 4, 4] of the 'val' or 'test' split and their expected metric tensors [N*16, D, D], stored once (stage 'metric')."
+    def make():
+        grids = encode_means(vae, data.split(split)[0])
+        return {'grids': grids, 'metric': run_geometry(cfg, vae, data).metric(vae, grid_to_vectors(grids))}, {'vectors': len(grids) * CELLS}
+    t, _ = METRIC_STAGE.get(cfg, make, upstream={'vae': vae}, vectors=f'mu_{split}', source='mu', split=split)
+    return t['grids'], t['metric']
 
 def codebook_tokens(cb, grids: dict, metric: dict) -> dict:
     "Token grids [N, 4, 4] of every split's means (the metric tensors are used by codebooks that need them)."
