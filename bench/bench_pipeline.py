@@ -2,7 +2,11 @@
 run folder, timed end to end, side by side with an earlier version of the code (issue 13: >= 1.6x faster than the code of
 ba39352, which took 237 s on a quiet 2-core machine).
 
-    python bench/bench_pipeline.py [--baseline REF] [--current REF] [--repeats N] [-- extra geovq run options]
+    python bench/bench_pipeline.py [--baseline REF] [--current REF] [--repeats N] [--current-extra "OPTS"] [-- extra geovq run options]
+
+`--current-extra` gives options to the current code only: for example the baseline's set of variants
+(`--current-extra "--codebook-methods kmeans,kmedoids,geodesic --vqvae-quantizer ste --feature-spaces classifier --n-draws 1"`),
+so that "today's set of variants" is timed on both sides.
 
 Each repeat runs the baseline (the package as of git REF, checked out into a temporary worktree and imported from there by
 this same Python) and the current code (this working tree, or the git REF given as --current), alternately, each into a fresh run folder, so that machine noise hits both alike.
@@ -42,6 +46,7 @@ def main():
     ap.add_argument('--baseline', default='ba39352', help='git ref of the code to compare with (default: ba39352)')
     ap.add_argument('--current', default=None, help='git ref of the code to measure (default: this working tree)')
     ap.add_argument('--repeats', type=int, default=2)
+    ap.add_argument('--current-extra', default='', help='options for the current code only (one string, split on spaces)')
     ap.add_argument('--out', default=str(ROOT / 'bench' / 'results' / 'pipeline.json'))
     ap.add_argument('extra', nargs='*', help='further options for geovq run (given to both versions)')
     args = ap.parse_args()
@@ -53,14 +58,16 @@ def main():
     try:
         for r in range(args.repeats):
             for arm, src in srcs.items():
-                times[arm].append(timed_run(src, tmp / f'{arm}{r}', args.extra))
+                extra = [*args.extra, *(args.current_extra.split() if arm == 'current' else [])]
+                times[arm].append(timed_run(src, tmp / f'{arm}{r}', extra))
                 print(f"repeat {r}: {arm:8} {times[arm][-1]:.1f} s", flush=True)
     finally:
         for src in srcs.values():
             if src != ROOT: subprocess.run(['git', 'worktree', 'remove', '--force', str(src)], cwd=ROOT, capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in times.items()}
-    res = {'baseline_ref': args.baseline, 'current_ref': args.current or 'working tree', 'extra': args.extra, 'cpu': platform.processor() or platform.machine(),
+    res = {'baseline_ref': args.baseline, 'current_ref': args.current or 'working tree', 'extra': args.extra, 'current_extra': args.current_extra,
+           'load_average_end': os.getloadavg(), 'cpu': platform.processor() or platform.machine(),
            'cores': os.cpu_count(), 'seconds': times, 'median_seconds': med, 'speedup': med['baseline'] / med['current']}
     print(f"geovq run: baseline {med['baseline']:.1f} s, current {med['current']:.1f} s (medians of {args.repeats}) -> "
           f"{res['speedup']:.2f}x (reach: >= 1.6x)")
