@@ -190,7 +190,8 @@ class LatentGraph:
         self.k, self._np = k, self.vectors.numpy().astype(np.float64)
         self.index = knn_index(self._np, min(k, self.N - 1))
         i, j = knn_edges(self._np, k, self.index)
-        self.graph = symmetric_graph(i, j, self.edge_lengths(i, j), self.N)
+        pair, back = np.unique(np.minimum(i, j) * self.N + np.maximum(i, j), return_inverse=True)   # each edge measured once
+        self.graph = symmetric_graph(i, j, self.edge_lengths(pair // self.N, pair % self.N)[back.ravel()], self.N)
         n, labels = connected_components(self.graph, directed=False)
         self.components_before, self.bridges = int(n), 0
         if n > 1 and on_disconnected == 'raise': raise self._disconnected(labels)
@@ -374,7 +375,9 @@ class PrecisionRBF(torch.nn.Module):
         self.log_w = torch.nn.Parameter(torch.zeros(len(centres), out))
         self.sigma_max, self.sigma_min = float(sigma_max), float(sigma_min)
 
-    def rbf(self, z: torch.Tensor) -> torch.Tensor: return torch.exp(-self.lam * ((z[:, None] - self.centres[None]) ** 2).sum(-1))
+    def rbf(self, z: torch.Tensor) -> torch.Tensor:       # ||z - c||^2 by one matrix product: no [n, K, D] intermediate
+        c = self.centres
+        return torch.exp(-self.lam * ((z * z).sum(1, keepdim=True) - 2 * z @ c.T + (c * c).sum(1)).clamp_min(0))
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return (1 / (self.rbf(z) @ self.log_w.exp() + self.sigma_max ** -2) + self.sigma_min ** 2).sqrt()
 
