@@ -39,8 +39,8 @@ __all__ = ['FEATURE_SPACES', 'VARIANT_LABELS', 'TABLE_COLUMNS', 'HIGHER_IS_BETTE
            'reconstruction_metrics', 'results_table', 't_interval', 'paired_difference', 'verdict', 'comparison_pairs',
            'compare_variants', 'space_disagreements', 'check_targets', 'decode_latents', 'seed_config', 'split_latents',
            'split_metric', 'codebook_tokens', 'method_models', 'vqvae_models', 'load_run_models', 'draw_generator',
-           'score_codebook', 'score_vae_and_vqvae', 'other_source_rows', 'evaluation_upstream', 'run_scorer',
-           'score_run', 'evaluate_run', 'evaluate_seeds', 'evaluate_seed', 'load_evaluation_samples']
+           'score_codebook', 'score_vae_and_vqvae', 'source_rows', 'other_source_rows', 'evaluation_upstream',
+           'run_scorer', 'score_run', 'evaluate_run', 'evaluate_seeds', 'evaluate_seed', 'load_evaluation_samples']
 
 # %% ../nbs/07_evaluate.ipynb #62575a25
 @dataclass
@@ -657,6 +657,13 @@ def score_vae_and_vqvae(cfg: EvalConfig, models, x: torch.Tensor, scorer: Sample
     return variants, samples
 
 # %% ../nbs/07_evaluate.ipynb #66b8fa61
+def source_rows(cfg: EvalConfig, models, data: ImageSplits) -> dict:
+    "The fair rows of every method fitted to both sources ('kmeans[mu]', 'kmeans[z]', ...), for a stored evaluation that lacks them."
+    reference, g, mt = run_references(cfg, models.vae, data), models.grids, models.metric
+    own = {f'{m}[{cfg.codebook_source}]': evaluate_codebook(models.codebooks[m], models.vae, data.test, reference, g['test'], mt['test'])
+           for m in cfg.methods}
+    return {**own, **other_source_rows(cfg, models, data, reference)}
+
 def other_source_rows(cfg: EvalConfig, models, data: ImageSplits, reference) -> dict:
     "The codebook chapter's fair row of each method fitted to the other source ('z' for a 'mu' run, and the reverse)."
     other = 'z' if cfg.codebook_source == 'mu' else 'mu'
@@ -723,6 +730,12 @@ def evaluate_run(cfg: EvalConfig, data: ImageSplits | None = None, scorer: Sampl
     if not compare_sources and not force:
         with contextlib.suppress(StageError):
             if (found := stage.find(cfg, upstream, compare_sources=True)) is not None: return found[1]
+    if compare_sources and not force:                # stored without the mu-versus-z rows (as `geovq run` makes it): add them
+        with contextlib.suppress(StageError):
+            if (found := stage.find(cfg, upstream, compare_sources=False)) is not None:
+                result = {**found[1], 'source_variants': _jsonable(source_rows(cfg, models, data)),
+                          'settings': stage.settings(cfg, upstream, compare_sources=True)}
+                return stage.get(cfg, lambda: (found[0], result), upstream, force=True, compare_sources=True)[1]
     def make():
         samples, result = score_run(cfg, data, models, scorer, compare_sources,
                                     stage.settings(cfg, upstream, compare_sources=compare_sources), print if verbose else (lambda *a: None))
