@@ -317,7 +317,7 @@ def image_rows(rows: dict[str, torch.Tensor], n: int = 12, size: float = 0.6):
 def labelled_rows(images: dict[str, torch.Tensor], real: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     "Rows for `image_rows`: the real images first, then each variant of `images` under its label (per-position-unigram samples left out)."
     return {**({'real test images': real} if real is not None else {}),
-            **{VARIANT_LABELS.get(k, k): v for k, v in images.items() if '/' not in k and k != 'real'}}
+            **{VARIANT_LABELS.get(k, k): images[k] for k in sorted(images, key=lambda k: [*VARIANT_LABELS, k].index(k)) if '/' not in k and k != 'real'}}
 
 # %% ../nbs/09_pipeline.ipynb #6ddd8d82
 _STYLE = ('body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45} img{max-width:100%} '
