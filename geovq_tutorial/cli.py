@@ -19,7 +19,7 @@ from .data import DatasetError
 from .vae import VAEConfig, load_or_train_vae
 from .codebook import CodebookConfig, codebook_stage
 from .pipeline import (RunConfig, WRITE_ERRORS, read_config, load_run, check_run_dir, begin_run, run_pipeline,
-                                     write_report, collect_metrics, results_text, cannot_write)
+                                     write_report, collect_metrics, results_text, cannot_write, verdict_lines)
 
 # %% auto #0
 __all__ = ['COMMANDS', 'EXAMPLES', 'HEADLINE', 'build_parser', 'default_run_dir', 'next_step', 'main']
@@ -96,14 +96,18 @@ def next_step() -> str | None:
 
 # %% ../nbs/10_cli.ipynb #3b88c29c
 def _report_lines(cfg, metrics: dict, report: Path | None) -> list[str]:
-    where = f"Report: {report.absolute()}" if report else 'Report: not saved (the folder cannot be written; printed above)'
-    return [where, f"Results ({metrics['dataset']}, test split, K = {metrics['K']}, seeds {metrics['seeds']}; mean ± std):",
-            *results_text(metrics, HEADLINE).splitlines()]
+    "The closing lines of `run` and `report`: the headline numbers, the verdict, the report's path and a command that opens it."
+    where = (['Report: not saved (the folder cannot be written; printed above)'] if report is None else
+             [f"Report: {report.absolute()}", f"Open it: {shlex.quote(sys.executable)} -m webbrowser {shlex.quote(report.absolute().as_uri())}"])
+    return [f"Results ({metrics['dataset']}, test split, K = {metrics['K']}, seeds {metrics['seeds']}; mean ± std):",
+            *results_text(metrics, HEADLINE).splitlines(), '', 'Verdict:', *verdict_lines(metrics), '', *where]
 
 def _execute(ns, cfg: RunConfig) -> list[str]:
     "Run the subcommand; return the lines that summarise its result."
     if ns.command == 'run':
-        return _report_lines(cfg, run_pipeline(cfg, force=tuple(ns.force)), Path(cfg.run_dir) / 'report.html')
+        metrics = run_pipeline(cfg, force=tuple(ns.force))
+        report = Path(cfg.run_dir) / 'report.html'
+        return _report_lines(cfg, metrics, report if report.exists() else None)
     if ns.command == 'report':
         report = write_report(cfg)
         return _report_lines(cfg, collect_metrics(cfg), report)

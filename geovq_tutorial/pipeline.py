@@ -19,26 +19,30 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .core import (STAGES, ConfigError, StageError, CheckpointError, stage_order, downstream_of, setup_run,
                                  save_json, load_json, read_meta, atomic_path, format_table,
                                  pick_device, setting, at_least, Job, run_jobs)
 from .data import load_dataset_for, show_images
-from .vae import load_or_train_vae
-from .codebook import METRICS
-from .finetune import load_or_finetune_decoder
+from .vae import load_or_train_vae, encode_means
+from .codebook import METRICS, load_or_fit_codebook
+from .prior import tokens_to_images
+from .finetune import load_or_finetune_decoder, load_or_train_vqvae, encode_tokens
 from .evaluate import (EvalConfig, evaluate_seed, run_scorer, split_latents, method_models, vqvae_models, seed_config, results_table, check_targets, TABLE_COLUMNS,
                                      VARIANT_LABELS, load_evaluation_samples, compare_variants,
-                                     space_disagreements)
+                                     space_disagreements, t_interval, decode_latents)
 
 _explore = importlib.import_module('geovq_tutorial.explore')   # declares the 'projection' stage: part of a run folder too
 
 # %% auto #0
-__all__ = ['WRITE_ERRORS', 'RunConfig', 'stage_table', 'seed_folders', 'read_config', 'cannot_write', 'check_run_dir',
-           'run_conflicts', 'refuse_conflicts', 'damaged_artifacts', 'clear_stale', 'check_run', 'begin_run',
-           'stored_evaluation', 'collect_metrics', 'results_text', 'comparisons_table', 'sample_figure', 'report_html',
-           'report_text', 'write_report', 'load_run', 'seed_part', 'pipeline_jobs', 'run_workers', 'run_pipeline']
+__all__ = ['WRITE_ERRORS', 'VERDICT_QUESTIONS', 'VERDICT_METRICS', 'BAR_METRICS', 'RunConfig', 'stage_table', 'seed_folders',
+           'read_config', 'cannot_write', 'check_run_dir', 'run_conflicts', 'refuse_conflicts', 'damaged_artifacts',
+           'clear_stale', 'check_run', 'begin_run', 'stored_evaluation', 'collect_metrics', 'results_text',
+           'in_verdict', 'difference_text', 'verdict_lines', 'comparisons_table', 'measure_bars', 'reconstructions',
+           'image_rows', 'labelled_rows', 'lines_html', 'report_html', 'report_text', 'report_images', 'write_report',
+           'load_run', 'seed_part', 'pipeline_jobs', 'run_workers', 'run_pipeline']
 
 # %% ../nbs/09_pipeline.ipynb #dae76c90
 @dataclass
@@ -203,6 +207,45 @@ def results_text(metrics: dict, columns=None, how: str = 'text') -> str:
     "The results table of `metrics` (`collect_metrics`): the variant, its seeds and `columns` (default: all of `TABLE_COLUMNS`)."
     return format_table(metrics['table'], TABLE_COLUMNS[:2] + list(columns) if columns else TABLE_COLUMNS, how=how)
 
+# %% ../nbs/09_pipeline.ipynb #91fa5439
+VERDICT_QUESTIONS = {   # chapter 07's questions (`comparison_pairs`) that the verdict answers, in a reader's words
+    'geodesic vs Euclidean': 'Geodesic against Euclidean codebooks (post-hoc, before the fine-tune)',
+    'fine-tune': 'The decoder fine-tuned through the frozen codebook, against not fine-tuned',
+    'fine-tune vs control': 'That fine-tune against the control (the decoder fine-tuned as long on mu, with no codebook)',
+    'post-hoc vs end-to-end': 'A post-hoc codebook with its fine-tuned decoder against the end-to-end VQ-VAE'}
+VERDICT_METRICS = ('mse', 'fd')      # reconstruction against x; samples in the classifier's feature space
+
+def in_verdict(c: dict, questions=VERDICT_QUESTIONS) -> bool:
+    "Whether comparison `c` answers a question of the verdict: geodesic vs Euclidean before the fine-tune, post-hoc vs end-to-end after it."
+    after = c['b'].endswith('+ft')
+    return c['question'] in questions and {'geodesic vs Euclidean': not after, 'post-hoc vs end-to-end': after}.get(c['question'], True)
+
+# %% ../nbs/09_pipeline.ipynb #a3ac0373
+_COLUMNS = {k: (head, fmt) for k, head, fmt in TABLE_COLUMNS}
+
+def difference_text(c: dict) -> str:
+    "'<measure> B − A [lo, hi]: verdict' for one comparison, in the table's number format with one more decimal."
+    head, fmt = _COLUMNS.get(c['metric'], (c['metric'], '.4g'))
+    fmt = f"+.{int(fmt[1:-1]) + 1}f" if fmt.endswith('f') else f"+{fmt}"
+    interval = f" [{c['lo']:{fmt}}, {c['hi']:{fmt}}]" if c['lo'] is not None else ''
+    return f"{head} {c['mean']:{fmt}}{interval}: {c['verdict']}"
+
+def verdict_lines(metrics: dict, questions: dict = VERDICT_QUESTIONS, keys=VERDICT_METRICS) -> list[str]:
+    "The verdict of a run (`metrics.json`): what was compared, then per question how many differences are decided and '- B vs A — ...' per pair."
+    comps = [c for c in metrics.get('comparisons', []) if c['metric'] in keys and in_verdict(c, questions)]
+    if not comps: return ["These metrics hold no paired comparisons (written by an older version): write them again with `geovq report`."]
+    lines = [f"{metrics['dataset']}, K = {metrics['K']}, n = {len(metrics['seeds'])} seed(s), each with its own split; "
+             "each line: B − A, [its 95% interval over the seeds]: the verdict"]
+    for q, words in questions.items():
+        mine = [c for c in comps if c['question'] == q]
+        if not mine: continue
+        decided = sum(c['lo'] is not None and not c['lo'] <= 0 <= c['hi'] for c in mine)
+        lines.append(f"{words}: {decided} of {len(mine)} differences decided")
+        for a, b in dict.fromkeys((c['a'], c['b']) for c in mine):
+            lines.append(f"- {VARIANT_LABELS.get(b, b)} vs {VARIANT_LABELS.get(a, a)} — "
+                         + '; '.join(difference_text(c) for c in mine if (c['a'], c['b']) == (a, b)))
+    return lines
+
 # %% ../nbs/09_pipeline.ipynb #b7be2a54
 def _verdict(t) -> str: return 'met' if t['met'] else 'NOT met' if t['met'] is False else 'n/a (no interval)'
 def _ci(t) -> str: return f" [{t['lo']:.4g}, {t['hi']:.4g}]" if t.get('lo') is not None else ''
@@ -217,51 +260,126 @@ def comparisons_table(metrics: dict, how: str = 'html') -> str:
     return format_table(rows, [('question', 'question', ''), ('label', 'B − A', ''), ('metric', 'metric', ''), ('mean', 'mean difference', '.4g'),
                                ('interval', '95% interval', ''), ('n', 'seeds', 'd'), ('verdict', 'verdict', '')], how=how)
 
-def _png(fig) -> str:
+# %% ../nbs/09_pipeline.ipynb #6267dea6
+BAR_METRICS = ('mse', 'fd', 'ae_fd', 'prior_nll')     # lower is better in all four
+
+def _png(fig, dpi: int = 100) -> str:
     import matplotlib.pyplot as plt
-    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=80, bbox_inches='tight'); plt.close(fig)
+    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi, bbox_inches='tight'); plt.close(fig)
     return '<img alt="figure" src="data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode() + '">'
 
-def sample_figure(samples: dict[str, torch.Tensor], n: int = 16):
-    "One row of decoded images per variant."
+def _colour(variant: str) -> str:
+    return 'tab:gray' if variant.startswith('vae') else 'tab:red' if variant == 'vqvae' else 'tab:blue' if variant.endswith('+ft') else 'tab:cyan'
+
+def measure_bars(metrics: dict, keys=BAR_METRICS):
+    "One bar chart per measure in `keys`: every variant's mean over the seeds, with the 95% t-interval of that mean."
     import matplotlib.pyplot as plt
-    names = [k for k in samples if '/' not in k]
-    fig, axes = plt.subplots(len(names), 1, figsize=(n * 0.55, 0.75 * len(names) + 0.3), squeeze=False)
-    for ax, k in zip(axes[:, 0], names):
-        show_images(samples[k][:n], nrow=n, ax=ax)
-        ax.set_ylabel(VARIANT_LABELS.get(k, k), rotation=0, ha='right', va='center', fontsize=8)
+    rows = metrics['table']
+    keys = [k for k in keys if any(k in r for r in rows)]
+    fig, axes = plt.subplots(1, len(keys), figsize=(2.6 * len(keys) + 2, 0.3 * len(rows) + 1.2), sharey=True, squeeze=False)
+    for ax, k in zip(axes[0], keys):
+        ci = [t_interval(r[k]['values']) if k in r else {'mean': None, 'lo': None} for r in rows]
+        mean = np.array([np.nan if c['mean'] is None else c['mean'] for c in ci])
+        half = np.array([0.0 if c['lo'] is None else c['hi'] - c['mean'] for c in ci])
+        ax.barh(range(len(rows)), mean, xerr=half, capsize=3, color=[_colour(r['variant']) for r in rows])
+        ax.set_title(f"{_COLUMNS.get(k, (k,))[0]}\n(lower is better)", fontsize=9); ax.tick_params(labelsize=8)
+    axes[0, 0].set_yticks(range(len(rows)), [r['label'] for r in rows]); axes[0, 0].invert_yaxis()
     return fig
 
-# %% ../nbs/09_pipeline.ipynb #6ddd8d82
-_STYLE = ('body{font-family:sans-serif;max-width:1100px;margin:2em auto} table{border-collapse:collapse;font-size:13px} '
-          'td,th{border:1px solid #ccc;padding:3px 6px;text-align:right} td:first-child{text-align:left}')
+# %% ../nbs/09_pipeline.ipynb #b62962b3
+def reconstructions(cfg: RunConfig, n: int = 12) -> dict[str, torch.Tensor]:
+    "The first `n` test images of the base seed ('real') and their reconstruction by every variant, from the run's stored models."
+    missing = [s for s in ('vae', 'codebooks', 'finetune', 'vqvae') if not _artifacts(STAGES[s], cfg.run_dir)]
+    if missing: raise FileNotFoundError(f"{cfg.run_dir} has no stored {', '.join(missing)}")
+    device, data = pick_device(cfg.device), load_dataset_for(cfg)
+    x, vae = data.test[:n], load_or_train_vae(cfg, data, device=device)[0]
+    control = load_or_finetune_decoder(cfg, vae, None, data, device=device)[0]
+    mu = encode_means(vae, x)
+    out = {'real': x, 'vae': decode_latents(vae, mu), 'vae+ft': decode_latents(control, mu)}
+    for m in cfg.methods:
+        book = load_or_fit_codebook(cfg, vae, data, m)
+        tuned, tokens = load_or_finetune_decoder(cfg, vae, book, data, device=device)[0], book.encode_grid(mu)
+        out[m], out[f'{m}+ft'] = tokens_to_images(vae, book, tokens), tokens_to_images(tuned, book, tokens)
+    vq = load_or_train_vqvae(cfg, data, device=device)[0]
+    out['vqvae'] = tokens_to_images(vq.vae, vq, encode_tokens(vq.vae, vq, x))
+    return out
 
-def report_html(metrics: dict, run_dir: Path, samples: dict[str, torch.Tensor]) -> str:
-    "The one-file HTML report of a run."
+# %% ../nbs/09_pipeline.ipynb #84b8242d
+def image_rows(rows: dict[str, torch.Tensor], n: int = 12, size: float = 0.6):
+    "One labelled row of `n` images per entry of `rows` ({label: images [N, C, H, W] in [0, 1]}), `size` inches per image."
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(len(rows), 1, figsize=(n * size + 2.5, len(rows) * size * 1.1 + 0.2), squeeze=False)
+    for ax, (label, x) in zip(axes[:, 0], rows.items()):
+        show_images(x[:n], nrow=n, ax=ax)
+        ax.set_ylabel(label, rotation=0, ha='right', va='center', fontsize=10)
+    return fig
+
+def labelled_rows(images: dict[str, torch.Tensor], real: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    "Rows for `image_rows`: the real images first, then each variant of `images` under its label (per-position-unigram samples left out)."
+    return {**({'real test images': real} if real is not None else {}),
+            **{VARIANT_LABELS.get(k, k): images[k] for k in sorted(images, key=lambda k: [*VARIANT_LABELS, k].index(k)) if '/' not in k and k != 'real'}}
+
+# %% ../nbs/09_pipeline.ipynb #6ddd8d82
+_STYLE = ('body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45} img{max-width:100%} '
+          'table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap} '
+          'td:first-child,th:first-child{text-align:left} .wide{overflow-x:auto} summary{cursor:pointer;font-weight:bold;margin:1em 0}')
+
+def lines_html(lines: list[str]) -> str:
+    "Verdict lines as HTML: a bold paragraph for each line that opens a question, a list for its '- ' lines."
+    out, items = [], []
+    for line in [*lines, '']:
+        if line.startswith('- '): items.append(f'<li>{html.escape(line[2:])}</li>'); continue
+        if items: out.append('<ul>' + ''.join(items) + '</ul>'); items = []
+        if line: out.append(f'<p><b>{html.escape(line)}</b></p>')
+    return '\n'.join(out)
+
+# %% ../nbs/09_pipeline.ipynb #d3c4625a
+def _figures_html(metrics: dict, samples: dict, images: dict | None) -> str:
+    real, seed = (images or {}).get('real'), metrics['seeds'][0]
+    recon = (f"<p>Top row: real test images; below, the same images through each variant (seed {seed}).</p>{_png(image_rows(labelled_rows(images, real)))}"
+             if images else '<p>Not shown: the models of the run could not be loaded.</p>')
+    return (f"<h2>The main measures</h2>{_png(measure_bars(metrics))}<p>Bars: the mean over the seeds; whiskers: its 95% interval. "
+            "Overlapping whiskers do not settle a question: the verdict above uses the paired differences, seed by seed.</p>"
+            f"<h2>Samples from the prior of each variant</h2><p>Seed {seed}; the top row are real test images, for comparison.</p>"
+            f"{_png(image_rows(labelled_rows(samples, real)))}<h2>Reconstructions</h2>{recon}")
+
+def report_html(metrics: dict, run_dir: Path, samples: dict[str, torch.Tensor], images: dict | None = None) -> str:
+    "The one-file HTML report of a run: the verdict, the figures (`images`: from `reconstructions`), every number, the definitions."
     e, where = html.escape, Path(run_dir).absolute()
+    disagree = ''.join(f"<li>{e(d['question'])}: {e(d['b'])} − {e(d['a'])}, {e(d['metric'])}: classifier: {e(d['classifier'])}; "
+                       f"{e(d['space'])}: {e(d['other'])}</li>" for d in metrics.get('space_disagreements', [])) or '<li>nowhere</li>'
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>geovq run report: {e(str(where))}</title>
 <style>{_STYLE}</style></head><body><h1>geovq run report</h1>
 <p>Dataset <b>{e(str(metrics['dataset']))}</b>, K = {metrics['K']}, seeds {metrics['seeds']}, held-out test split
-(n = {metrics['n_test']}). Run folder <code>{e(str(where))}</code>. Values are mean ± standard deviation over the seeds; each seed has its own split.</p>
-<h2>Results</h2>{results_text(metrics, how='html')}<h2>Targets</h2>{_targets_html(metrics['targets'])}
-<h2>Paired differences (B − A, 95% interval over the seeds)</h2><p>\"A is better than B\" only where the interval excludes 0.</p>
-{comparisons_table(metrics)}<h2>Where the feature spaces disagree</h2><ul>{''.join(f"<li>{e(d['question'])}: {e(d['b'])} − {e(d['a'])}, "
-f"{e(d['metric'])}: classifier: {e(d['classifier'])}; {e(d['space'])}: {e(d['other'])}</li>" for d in metrics.get('space_disagreements', [])) or '<li>nowhere</li>'}</ul>
-<h2>Samples from the prior of each variant (seed {metrics['seeds'][0]})</h2>{_png(sample_figure(samples))}
-<h2>Definitions</h2><ul>{''.join(f'<li><code>{k}</code>: {e(v)}</li>' for k, v in metrics['metric_keys'].items())}</ul>
+(n = {metrics['n_test']} images). Run folder <code>{e(str(where))}</code>.</p>
+<h2>Verdict</h2>{lines_html(verdict_lines(metrics))}
+<p>A difference is a finding only when its 95% interval excludes 0; every measure of every comparison is in "All numbers" below.</p>
+{_figures_html(metrics, samples, images)}
+<h2>All numbers</h2><p>Mean ± standard deviation over the seeds.</p><div class="wide">{results_text(metrics, how='html')}</div>
+<h3>Targets</h3><p>Thresholds this project set itself before the runs; met only when the whole 95% interval is on the target's side.</p>
+{_targets_html(metrics['targets'])}
+<details><summary>All paired differences (B − A, 95% interval over the seeds)</summary><div class="wide">{comparisons_table(metrics)}</div></details>
+<h3>Where the two feature spaces disagree</h3><ul>{disagree}</ul>
+<details><summary>Definitions of the {len(metrics['metric_keys'])} measures</summary><ul>{''.join(f'<li><code>{k}</code>: {e(v)}</li>' for k, v in metrics['metric_keys'].items())}</ul></details>
 </body></html>"""
 
 # %% ../nbs/09_pipeline.ipynb #65025ab8
 def report_text(metrics: dict) -> str:
-    "The report as plain text: what was measured, the results and the targets."
-    return '\n'.join([f"{metrics['dataset']}, K = {metrics['K']}, seeds {metrics['seeds']}, test split (n = {metrics['n_test']})",
-                      results_text(metrics), ''] + [f"{_verdict(t)}: {t['target']}{_ci(t)}" for t in metrics['targets']]
-                     + ['', comparisons_table(metrics, how='text')])
+    "The report as plain text: the verdict, what was measured, the results and the targets."
+    return '\n'.join([*verdict_lines(metrics), '', results_text(metrics), '']
+                     + [f"{_verdict(t)}: {t['target']}{_ci(t)}" for t in metrics['targets']] + ['', comparisons_table(metrics, how='text')])
+
+def report_images(cfg: RunConfig, metrics: dict, n: int = 12) -> dict | None:
+    "`reconstructions` with the evaluation's own settings; None, with a note, where the run's models cannot be loaded."
+    c = cfg.replace(**{k: v for k, v in metrics['settings'].items() if hasattr(cfg, k)})
+    try: return reconstructions(c, n)
+    except (StageError, CheckpointError, FileNotFoundError, RuntimeError, ValueError) as e:
+        print(f"report: no reconstructions ({e})"); return None
 
 def write_report(cfg: RunConfig) -> Path | None:
     "Write `metrics.json` and `report.html` into `cfg.run_dir` and return the report's path; print it instead where it cannot be written."
     run_dir, metrics = Path(cfg.run_dir), collect_metrics(cfg)
-    page = report_html(metrics, run_dir, load_evaluation_samples(run_dir))
+    page = report_html(metrics, run_dir, load_evaluation_samples(run_dir), report_images(cfg, metrics))
     try:
         save_json(metrics, run_dir / 'metrics.json')
         with atomic_path(run_dir / 'report.html') as tmp: tmp.write_text(page)
