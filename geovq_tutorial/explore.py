@@ -18,15 +18,18 @@ from plotly.subplots import make_subplots
 
 from .core import declare_stage, STAGES, fingerprint, module_device
 from .vae import GRID, CELLS, SpatialVAE, encode_means
-from .codebook import grid_to_vectors
+from .geometry import ContextDecoder, LatentGraph, pullback_metric, refine
+from .codebook import Geometry, grid_to_vectors, run_geometry
 from .finetune import FinetuneConfig
 
 # %% auto #0
-__all__ = ['PROJECTIONS', 'PALETTE', 'COLOR_MODES', 'GEODESIC_METRICS', 'Projection', 'fit_projection', 'load_or_fit_projection',
-           'decoder_of', 'ExploreInputs', 'prepare_inputs', 'to_display', 'montage', 'cell_patches', 'Explorer',
-           'LatentManifoldExplorer', 'CodebookAssignmentExplorer', 'SampleSource', 'SampleExplorer', 'straight_path',
-           'PathExplorer', 'GraphGeodesicPath', 'load_explore_inputs', 'load_projections', 'geodesic_path_for',
-           'load_sample_sources', 'explorer_interactions', 'time_interactions']
+__all__ = ['PROJECTIONS', 'PALETTE', 'MAX_WIDTH', 'COLOR_MODES', 'GEODESIC_METRICS', 'Projection', 'fit_projection',
+           'load_or_fit_projection', 'decoder_of', 'ExploreInputs', 'prepare_inputs', 'to_display', 'montage',
+           'cell_patches', 'Explorer', 'ImagePicker', 'log_magnification', 'LatentManifoldExplorer',
+           'CodebookAssignmentExplorer', 'SampleSource', 'SampleExplorer', 'straight_path', 'path_length',
+           'PathExplorer', 'GraphGeodesicPath', 'RunMetrics', 'vector_metrics', 'geodesic_paths', 'load_explore_inputs',
+           'load_projections', 'geodesic_path_for', 'load_run_metrics', 'load_sample_sources', 'explorer_interactions',
+           'time_interactions']
 
 # %% ../nbs/08_explore.ipynb #a6c8929b
 @dataclass
@@ -202,17 +205,22 @@ def _discrete_colorscale(colors: list[str]) -> list:
     for i, c in enumerate(colors): out += [[i / n, c], [(i + 1) / n, c]]
     return out
 
-def _recon_title(name: str) -> str: return 'mu' if name == 'continuous' else f'{name} tokens'
+def _recon_title(name: str) -> str: return 'decode(mu)' if name == 'continuous' else name    # short: six fit in 784 px
 
 PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf']
 
 # %% ../nbs/08_explore.ipynb #6be68cb9
+MAX_WIDTH = 960     # px: an explorer fills its column (the docs' ~784 px, a notebook's output area) up to this width
+
 class Explorer:
-    "Base of the explorers: `.figure` (a plotly FigureWidget), `.widget` (controls + figure), `.static()` for saved outputs."
+    "Base of the explorers: `.figure` (a plotly FigureWidget), `.widget` (controls, hint, figure), `.static()` for saved outputs."
     css_class = 'geovq-explorer'
 
-    def _finish(self, controls: list):
-        self.widget = W.VBox([W.HBox(controls), self.figure]).add_class(self.css_class)
+    def _finish(self, controls: list, hint: str | None = None):
+        bar = W.HBox(controls, layout=W.Layout(flex_flow='row wrap'))               # controls wrap instead of sticking out
+        tip = [W.HTML(f'<span style="font-size: 0.9em; color: #555">{hint}</span>')] if hint else []
+        self.widget = W.VBox([bar, *tip, self.figure], layout=W.Layout(width='100%', max_width=f'{MAX_WIDTH}px'))
+        self.widget.add_class(self.css_class)
 
     def static(self) -> go.Figure:
         "A plain plotly Figure of the current state (small JSON, no widget): the counterpart for docs and saved notebooks."
@@ -227,41 +235,111 @@ class Explorer:
 
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
 
+def _fit(fig, height: int, **layout):
+    "No fixed width: the figure takes its container's width (plotly autosize); only the height is set."
+    fig.update_layout(autosize=True, width=None, height=height, template='none', **layout)
+
 # %% ../nbs/08_explore.ipynb #6604e2d3
 def _set_trace(fig, i: int, **props):
     """Update trace `i` of `fig` in one message. (One message per trace on purpose: a FigureWidget batch that mixes traces
     sends 'undefined' for the properties a trace did not change, and the browser side of plotly 7 then drops values.)"""
     with fig.batch_update(): fig.data[i].update(props)
 
+def _small_ints(a) -> np.ndarray:
+    "Integers in the smallest dtype that holds them (light JSON for the docs)."
+    a = np.asarray(a)
+    return a.astype(np.uint8 if a.min() >= 0 and a.max() < 256 else np.int16 if np.abs(a).max() < 2**15 else np.int32)
+
+# %% ../nbs/08_explore.ipynb #a3c0ba4c
+class ImagePicker:
+    "Choose an image by class, then by rank within the class; `.value` is its index, `.observe(f)` calls f() when it changes."
+    def __init__(self, labels: torch.Tensor, classes: list[str], value: int = 0, name: str = 'image'):
+        labels = torch.as_tensor(labels).cpu()
+        if not 0 <= value < len(labels): raise ValueError(f"{name} index {value} is out of range [0, {len(labels)})")
+        self.n, self.labels, self._callbacks, self._quiet = len(labels), labels, [], False
+        self.members = {int(c): (labels == c).nonzero().flatten() for c in labels.unique()}
+        name_of = lambda c: classes[c] if c < len(classes) else str(c)
+        self.cls = W.Dropdown(options=[(f'{name_of(c)} ({len(m)})', c) for c, m in self.members.items()],
+                              description=name.replace('image', 'class'), layout=W.Layout(width='170px'),
+                              style={'description_width': 'initial'})
+        self.nth = W.IntSlider(min=0, max=0, description=name, continuous_update=False, style={'description_width': 'initial'})
+        self.value = value
+        self.cls.observe(self._on_class, 'value'); self.nth.observe(lambda _: self._fire(), 'value')
+        self.widget = W.HBox([self.cls, self.nth])
+
+    @property
+    def value(self) -> int: return int(self.members[self.cls.value][self.nth.value])
+
+    @value.setter
+    def value(self, v: int):
+        if not 0 <= int(v) < self.n: raise IndexError(f"image index {v} is out of range [0, {self.n})")
+        c, old = int(self.labels[int(v)]), self.value
+        self._quiet = True
+        try:
+            self.cls.value = c
+            self.nth.max = len(self.members[c]) - 1
+            self.nth.value = int((self.members[c] == int(v)).nonzero()[0, 0])
+        finally: self._quiet = False
+        if self.value != old: self._fire()
+
+# %% ../nbs/08_explore.ipynb #a9c62d24
+@patch_to(ImagePicker)
+def observe(self, f: Callable[[], None]):
+    "Call `f()` whenever the chosen image changes."
+    self._callbacks.append(f)
+
+@patch_to(ImagePicker)
+def _fire(self):
+    if not self._quiet:
+        for f in self._callbacks: f()
+
+@patch_to(ImagePicker)
+def _on_class(self, change):
+    "A new class: its first image."
+    if self._quiet: return
+    self._quiet = True
+    try: self.nth.max, self.nth.value = len(self.members[change['new']]) - 1, 0
+    finally: self._quiet = False
+    self._fire()
+
+# %% ../nbs/08_explore.ipynb #2f799a86
+def log_magnification(metric: torch.Tensor) -> torch.Tensor:
+    "log sqrt(det M) [n] (float32) of metric tensors [n, D, D], computed in float64 (a determinant over- or underflows fast)."
+    if metric.ndim != 3 or metric.shape[1] != metric.shape[2]: raise ValueError(f"expected metric tensors [n, D, D]; got {list(metric.shape)}")
+    return (0.5 * torch.linalg.slogdet(metric.double())[1]).float()
+
 # %% ../nbs/08_explore.ipynb #993b5fe7
-COLOR_MODES = ('class', 'codeword', 'cell')
+COLOR_MODES = ('class', 'codeword', 'cell', 'magnification')
 
 class LatentManifoldExplorer(Explorer):
-    "Every grid cell's mu in 2-D (one point per cell), coloured by class, codeword or cell, codewords on top; a click shows its image."
+    """Every grid cell's mu in 2-D (one point per cell), coloured by class, codeword, cell or (given `metrics`, name -> metric
+    tensors [N*16, D, D]) the log magnification factor under a chosen metric; codewords on top; a click shows its image."""
     css_class = 'geovq-manifold'
 
     def __init__(self, inputs: ExploreInputs, projections: Mapping[str, Projection], codebook: str | None = None,
-                 color_by: str = 'class', projection: str | None = None):
+                 color_by: str = 'class', projection: str | None = None, metrics: Mapping[str, torch.Tensor] | None = None):
         if not projections: raise ValueError("LatentManifoldExplorer needs at least one projection (a dict name -> Projection)")
-        n = len(inputs.vectors)
+        n, names = len(inputs.vectors), list(inputs.codebooks)
         for name, p in projections.items():
-            if len(p.coords) != n:
-                raise ValueError(f"projection {name!r} has {len(p.coords)} points but the inputs have {n} vectors; "
-                                 "fit it to inputs.vectors")
-        self.inputs, self.projections = inputs, dict(projections)
-        names = list(inputs.codebooks)
-        codebook = codebook or names[-1]
+            if len(p.coords) != n: raise ValueError(f"projection {name!r} has {len(p.coords)} points but the inputs have {n} "
+                                                    "vectors; fit it to inputs.vectors")
+        for name, M in (metrics or {}).items():
+            if len(M) != n: raise ValueError(f"metric {name!r} has {len(M)} tensors but the inputs have {n} vectors; "
+                                             "compute it on inputs.vectors")
+        self.inputs, self.projections, codebook = inputs, dict(projections), codebook or names[-1]
         if codebook not in names: raise ValueError(f"unknown codebook {codebook!r}; the inputs have {names}")
-        if color_by not in COLOR_MODES: raise ValueError(f"color_by must be one of {COLOR_MODES}; got {color_by!r}")
+        modes = COLOR_MODES if metrics else COLOR_MODES[:-1]
+        if color_by not in modes: raise ValueError(f"color_by must be one of {modes}; got {color_by!r}")
         projection = projection or list(projections)[-1]
         if projection not in projections: raise ValueError(f"unknown projection {projection!r}; have {list(projections)}")
-        self._cell = torch.arange(n) % CELLS
-        self._label = inputs.labels.repeat_interleave(CELLS)
+        self._cell, self._label = torch.arange(n) % CELLS, inputs.labels.repeat_interleave(CELLS)
+        self._logmag = {m: log_magnification(M).numpy() for m, M in (metrics or {}).items()}
         self._placed = {(p, c): pr.place(inputs.codebooks[c].codewords.float()).numpy()
                         for p, pr in self.projections.items() for c in names}          # codeword positions, precomputed
-        self.codebook = W.ToggleButtons(options=names, value=codebook, description='codebook')
-        self.color_by = W.Dropdown(options=list(COLOR_MODES), value=color_by, description='colour by')
+        self.codebook = W.ToggleButtons(options=names, value=codebook, description='codebook', style={'button_width': 'auto'})
+        self.color_by = W.Dropdown(options=list(modes), value=color_by, description='colour by')
         self.projection = W.Dropdown(options=list(projections), value=projection, description='projection')
+        self.metric = W.Dropdown(options=list(self._logmag) or ['none'], description='metric', disabled=color_by != 'magnification')
         self.selected = 0
         self.figure = self._layout()          # the initial state is drawn on a plain figure, then wrapped once
         self._refresh()
@@ -273,21 +351,16 @@ class LatentManifoldExplorer(Explorer):
 def _layout(self) -> go.Figure:
     "The figure: the projected means, the codewords on top, and the image of the selected point."
     n, inputs = len(self.inputs.vectors), self.inputs
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.68, 0.32], horizontal_spacing=0.06,
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.68, 0.32], horizontal_spacing=0.08,
                         subplot_titles=('grid-cell means mu', 'image'))
     xy = self.projections[self.projection.value].coords.numpy()
-    custom = np.stack([np.arange(n) // 16, self._cell.numpy()], 1)      # image, cell: what the hover shows
-    custom = custom.astype(np.int16 if custom.max() < 2**15 else np.int32)
-    fig.add_trace(go.Scatter(x=xy[:, 0], y=xy[:, 1], mode='markers', name='mu', customdata=custom,
-                             marker=dict(size=5, opacity=0.75, line=dict(width=0)),
-                             hovertemplate='image %{customdata[0]}, cell %{customdata[1]} (raster order)<extra></extra>'),
-                  1, 1)
+    fig.add_trace(go.Scatter(x=xy[:, 0], y=xy[:, 1], mode='markers', name='mu',
+                             marker=dict(size=5, opacity=0.75, line=dict(width=0))), 1, 1)
     fig.add_trace(go.Scatter(x=[], y=[], mode='markers', name='codewords', hoverinfo='skip',
                              marker=dict(symbol='x', size=9, color='black', line=dict(width=1, color='white'))), 1, 1)
     fig.add_trace(_image_trace(inputs.images[0]), 1, 2)
     _image_axes(fig, 1, 2)
-    fig.update_layout(height=480, width=900, showlegend=False, margin=dict(l=20, r=20, t=40, b=20), hovermode='closest',
-                      template='none')
+    _fit(fig, 500, showlegend=False, margin=dict(l=55, r=10, t=40, b=45), hovermode='closest')
     return fig
 
 # %% ../nbs/08_explore.ipynb #2386718e
@@ -297,37 +370,64 @@ def _wire(self):
     self.figure = go.FigureWidget(self.figure)
     self.figure.data[0].on_click(self._on_point)
     self.figure.data[0].on_hover(self._on_point)
-    for w in (self.codebook, self.color_by, self.projection): w.observe(lambda _: self._refresh(), 'value')
-    self._finish([self.projection, self.color_by, self.codebook])
+    for w in (self.codebook, self.color_by, self.projection, self.metric): w.observe(lambda _: self._refresh(), 'value')
+    self._finish([self.projection, self.color_by, *([self.metric] if self._logmag else []), self.codebook],
+                 hint='Hover or click a point: its image appears on the right, its cell outlined. The metric applies to '
+                      "the colour 'magnification'.")
 
 # %% ../nbs/08_explore.ipynb #d48ecd53
 @patch_to(LatentManifoldExplorer)
 def colors(self) -> tuple[np.ndarray, list, str]:
     "Marker colour values, colour scale and title for the current colour mode."
     mode, cb = self.color_by.value, self.codebook.value
-    small = lambda t: t.numpy().astype(np.int16 if int(t.max()) < 2**15 else np.int32)   # small ints: light JSON for the docs
     if mode == 'class':
         k = len(self.inputs.classes)
-        return small(self._label), _discrete_colorscale([PALETTE[i % 10] for i in range(k)]), 'class'
-    if mode == 'cell': return small(self._cell), 'Viridis', 'cell'
-    return small(self.inputs.tokens[cb].flatten()), 'Turbo', f'{cb} codeword'
+        return _small_ints(self._label), _discrete_colorscale([PALETTE[i % 10] for i in range(k)]), 'class'
+    if mode == 'cell': return _small_ints(self._cell), 'Viridis', 'cell'
+    if mode == 'magnification': return self._logmag[self.metric.value], 'Viridis', f'log sqrt det M<br>({self.metric.value})'
+    return _small_ints(self.inputs.tokens[cb].flatten()), 'Turbo', f'{cb} codeword'
 
 # %% ../nbs/08_explore.ipynb #fd08e7de
 @patch_to(LatentManifoldExplorer)
+def _axis_titles(self, p: str) -> tuple[str, str]:
+    "What the axes are: PCA's components (with their share of the variance) or UMAP's two (unitless) coordinates."
+    if p != 'pca': return f'{p.upper()} 1 (no units: only neighbourhoods count)', f'{p.upper()} 2'
+    share = self.projections[p].coords.var(0) / self.inputs.vectors.var(0).sum()
+    return tuple(f'PCA component {i + 1} ({100 * float(s):.0f}% of the variance)' for i, s in enumerate(share))
+
+@patch_to(LatentManifoldExplorer)
 def _refresh(self):
-    p, cb = self.projection.value, self.codebook.value
+    p, cb, mode = self.projection.value, self.codebook.value, self.color_by.value
     xy, words = self.projections[p].coords.numpy(), self._placed[(p, cb)]
     c, scale, title = self.colors()
     k = len(self.inputs.classes)
-    lo, hi = (-0.5, k - 0.5) if self.color_by.value == 'class' else (0, max(1, int(c.max())))
-    ticks = dict(tickvals=list(range(k)), ticktext=self.inputs.classes) if self.color_by.value == 'class' else \
-            dict(tickvals=None, ticktext=None)
-    _set_trace(self.figure, 0, x=np.ascontiguousarray(xy[:, 0]), y=np.ascontiguousarray(xy[:, 1]),
+    every = np.concatenate(list(self._logmag.values())) if mode == 'magnification' else c     # one scale for every metric
+    lo, hi = (-0.5, k - 0.5) if mode == 'class' else (float(every.min()), float(max(every.max(), every.min() + 1e-6)))
+    ticks = dict(tickvals=list(range(k)), ticktext=self.inputs.classes) if mode == 'class' else dict(tickvals=None, ticktext=None)
+    self.metric.disabled = mode != 'magnification'
+    _set_trace(self.figure, 0, x=np.ascontiguousarray(xy[:, 0]), y=np.ascontiguousarray(xy[:, 1]), **self._hover(),
                marker=dict(color=c, colorscale=scale, cmin=lo, cmax=hi, showscale=True,
-                           colorbar=dict(title=dict(text=title), x=0.64, len=0.9, thickness=12, **ticks)))
+                           colorbar=dict(title=dict(text=title, side='right'), x=0.62, len=0.9, thickness=12, **ticks)))
     _set_trace(self.figure, 1, x=np.ascontiguousarray(words[:, 0]), y=np.ascontiguousarray(words[:, 1]))
-    self.figure.layout.annotations[0].text = f'{p.upper()} of the grid-cell means mu; x = {cb} codewords'
+    with self.figure.batch_update():
+        self.figure.layout.annotations[0].text = f'{p.upper()} of the grid-cell means mu; x = {cb} codewords'
+        (tx, ty), ref = self._axis_titles(p), self.figure.layout
+        ref.xaxis.title, ref.yaxis.title = dict(text=tx, font=dict(size=11)), dict(text=ty, font=dict(size=11))
     self._show_selected()
+
+# %% ../nbs/08_explore.ipynb #99d23c45
+@patch_to(LatentManifoldExplorer)
+def _hover(self) -> dict:
+    "What hovering a point says: its image, class, cell and the current codebook's codeword (plus the magnification shown)."
+    cb, inputs = self.codebook.value, self.inputs
+    custom = _small_ints(np.stack([np.arange(len(self._cell)) // CELLS, self._cell.numpy(), self._label.numpy(),
+                                   inputs.tokens[cb].flatten().numpy()], 1))
+    named = [str(i) for i in range(len(inputs.classes))] != list(inputs.classes)     # names, not numbers: spell them out
+    cls = '%{text}' if named else '%{customdata[2]}'
+    extra = f'<br>log sqrt det M ({self.metric.value}) %{{marker.color:.2f}}' if self.color_by.value == 'magnification' else ''
+    return dict(customdata=custom, text=[inputs.classes[int(l)] for l in self._label] if named else None,
+                hovertemplate=f'image %{{customdata[0]}}, class {cls}, cell %{{customdata[1]}}<br>{cb} codeword '
+                              f'%{{customdata[3]}}{extra}<extra>click: show its image</extra>')
 
 # %% ../nbs/08_explore.ipynb #85c7cb78
 @patch_to(LatentManifoldExplorer)
@@ -369,7 +469,7 @@ class CodebookAssignmentExplorer(Explorer):
         self.patches = cell_patches(inputs.images)
         self.s = inputs.images.shape[-1] // GRID
         self._precompute()
-        self.image = W.IntSlider(value=image, min=0, max=inputs.n_images - 1, description='image', continuous_update=False)
+        self.image = ImagePicker(inputs.labels, inputs.classes, image, 'image')
         self.codebook = W.Dropdown(options=names, value=codebook, description='codebook')
         K = inputs.codebooks[codebook].K
         if not 0 <= codeword < K: raise ValueError(f"codeword must be in [0, {K}); got {codeword}")
@@ -404,23 +504,25 @@ def assigned(self, codebook: str, k: int) -> torch.Tensor:
 def _panels(self) -> go.Figure:
     "Top row: the image with its tokens and its reconstructions; bottom row: the patches and the usage histogram."
     ncols, img = self._ncols, self.inputs.images[self.image.value]
-    titles = ['image and tokens'] + [f'decode({_recon_title(n)})' for n in self.recon_names] + ['patches', 'usage']
+    titles = ['image and tokens'] + [_recon_title(n) for n in self.recon_names] + ['patches', 'usage']
     specs = [[{'colspan': 2}, None] * ncols, [{'colspan': ncols}] + [None] * (ncols - 1) + [{'colspan': ncols}] + [None] * (ncols - 1)]
-    fig = make_subplots(rows=2, cols=2 * ncols, specs=specs, subplot_titles=titles, vertical_spacing=0.12,
+    fig = make_subplots(rows=2, cols=2 * ncols, specs=specs, subplot_titles=titles, vertical_spacing=0.14,
                         row_heights=[0.45, 0.55], horizontal_spacing=0.03)
     for j in range(ncols):
         fig.add_trace(_image_trace(img), 1, 2 * j + 1)
         _image_axes(fig, 1, 2 * j + 1)
     centre = np.arange(GRID) * self.s + self.s / 2 - 0.5
     cx, cy = np.meshgrid(centre, centre)
-    fig.add_trace(go.Scatter(x=cx.ravel(), y=cy.ravel(), mode='text', text=[''] * 16, hoverinfo='skip',
-                             textfont=dict(color='crimson', size=11)), 1, 1)
+    fig.add_trace(go.Scatter(x=cx.ravel(), y=cy.ravel(), mode='markers+text', text=[''] * 16, hoverinfo='skip',   # dark red on
+                             marker=dict(symbol='square', size=17, color='rgba(255, 255, 255, 0.85)', line=dict(width=0)),  # white
+                             textfont=dict(color='#a50021', size=10)), 1, 1)
     fig.add_trace(_image_trace(montage(self.patches[:1], self.per_row)), 2, 1)
     _image_axes(fig, 2, 1)
-    fig.add_trace(go.Bar(x=[], y=[], marker=dict(color=[]), hovertemplate='codeword %{x}: %{y} cells<extra></extra>'), 2, ncols + 1)
-    fig.update_xaxes(title_text='codeword', row=2, col=ncols + 1)
-    fig.update_layout(height=560, width=960, showlegend=False, margin=dict(l=30, r=20, t=40, b=30), bargap=0.1,
-                      template='none')
+    fig.add_trace(go.Bar(x=[], y=[], marker=dict(color=[]), hovertemplate='codeword %{x}: %{y} cells<extra>click: pick it</extra>'),
+                  2, ncols + 1)
+    fig.update_xaxes(title_text='codeword (click a bar)', row=2, col=ncols + 1)
+    fig.update_annotations(font_size=11)
+    _fit(fig, 580, showlegend=False, margin=dict(l=30, r=10, t=45, b=35), bargap=0.1)
     self._grid(fig)
     return fig
 
@@ -438,13 +540,15 @@ def _grid(self, fig):
 # %% ../nbs/08_explore.ipynb #a57a0c27
 @patch_to(CodebookAssignmentExplorer)
 def _connect(self):
-    "Wrap the figure in a FigureWidget; connect the sliders, the dropdown and clicks on the histogram."
+    "Wrap the figure in a FigureWidget; connect the image picker, the slider, the dropdown and clicks on the histogram."
     self.figure = go.FigureWidget(self.figure)
-    self.image.observe(lambda _: self._show_image(), 'value')
+    self.image.observe(self._show_image)
     self.codebook.observe(lambda _: self._on_codebook(), 'value')
     self.codeword.observe(lambda _: self._show_codeword(), 'value')
     self.figure.data[-1].on_click(self._on_bar)
-    self._finish([self.image, self.codebook, self.codeword])
+    self._finish([self.image.widget, self.codebook, self.codeword],
+                 hint='Choose an image by class; click a bar of the usage histogram (or move the codeword slider) to see '
+                      'the cells that codeword stands for.')
 
 # %% ../nbs/08_explore.ipynb #da762e8a
 @patch_to(CodebookAssignmentExplorer)
@@ -455,8 +559,8 @@ def _show_image(self):
     for j, n in enumerate(self.recon_names): _set_trace(self.figure, 1 + j, z=_image_trace(self.inputs.recon[n][b]).z)
     _set_trace(self.figure, self._ncols, text=[str(int(t)) for t in self.inputs.tokens[cb][b].flatten()])
     with self.figure.batch_update():
-        for j, n in enumerate(self.recon_names): ann[1 + j].text = f'decode({_recon_title(n)})<br>MSE {self.mse[n][b]:.4f}'
-        ann[0].text = f'image {b} (class {self.inputs.classes[int(self.inputs.labels[b])]})<br>{cb} tokens'
+        for j, n in enumerate(self.recon_names): ann[1 + j].text = f'{_recon_title(n)}<br>MSE {self.mse[n][b]:.4f}'
+        ann[0].text = f'image {b}, class {self.inputs.classes[int(self.inputs.labels[b])]}<br>{cb} tokens'
 
 # %% ../nbs/08_explore.ipynb #317e0c94
 @patch_to(CodebookAssignmentExplorer)
@@ -535,7 +639,7 @@ class SampleExplorer(Explorer):
         fig = go.Figure(_image_trace(montage(torch.zeros(1, 1, 2, 2), 1)))
         fig.update_xaxes(visible=False, constrain='domain')
         fig.update_yaxes(visible=False, autorange='reversed', scaleanchor='x', constrain='domain')
-        fig.update_layout(height=420, width=820, margin=dict(l=10, r=10, t=50, b=10), template='none')
+        _fit(fig, 420, margin=dict(l=10, r=10, t=50, b=10))
         self.figure = fig
         self._redraw()
         self._connect_controls()
@@ -603,53 +707,108 @@ def straight_path(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
     t = torch.linspace(0, 1, steps).view(-1, 1, 1, 1)
     return (1 - t) * a + t * b
 
+# %% ../nbs/08_explore.ipynb #94b7646d
+@torch.no_grad()
+def path_length(f: Callable[[torch.Tensor], torch.Tensor], path: torch.Tensor, sub: int = 4) -> float:
+    "Pull-back length of a path of latent grids [steps, D, 4, 4] under the map f (vectors [n, D] -> [n, F]) of every cell."
+    if path.ndim != 4 or path.shape[-2:] != (GRID, GRID): raise ValueError(f"expected a path [steps, D, 4, 4]; got {list(path.shape)}")
+    T1, D = path.shape[:2]
+    curves = grid_to_vectors(path).reshape(T1, CELLS, D).transpose(0, 1)              # [16, steps, D]: one curve per cell
+    fine = refine(curves.contiguous(), sub)
+    F = f(fine.reshape(-1, D)).reshape(CELLS, fine.shape[1], -1).double().cpu()
+    return float((F[:, 1:] - F[:, :-1]).pow(2).sum((0, 2)).sqrt().sum())
+
 # %% ../nbs/08_explore.ipynb #c22ba7a1
 class PathExplorer(Explorer):
-    "Two images; the latent paths between their mu grids (straight, geodesic, ...) decoded step by step, one row per path."
+    """Two images (chosen by class); the latent paths between their mu grids decoded step by step, one row per path, then a row
+    |second path - first| per step. A path is a function (mu_a, mu_b, steps) -> [steps, D, 4, 4] or a dict metric -> function
+    (the `metric` dropdown picks it); `metrics` (name -> map f with M = J_f^T J_f) put each path's length in its title."""
     css_class = 'geovq-paths'
 
     def __init__(self, inputs: ExploreInputs, decode: Callable[[torch.Tensor], torch.Tensor],
-                 paths: Mapping[str, Callable] | None = None, steps: int = 8, a: int = 0, b: int = 1):
-        self.paths = {'straight': straight_path, **dict(paths or {})}
+                 paths: Mapping[str, Callable | Mapping[str, Callable]] | None = None, steps: int = 8, a: int = 0, b: int = 1,
+                 metrics: Mapping[str, Callable] | None = None, metric: str | None = None):
+        self.paths, self.metrics = {'straight': straight_path, **dict(paths or {})}, dict(metrics or {})
         if steps < 2: raise ValueError(f"steps must be at least 2; got {steps}")
         for i in (a, b):
             if not 0 <= i < inputs.n_images: raise ValueError(f"image index {i} is out of range [0, {inputs.n_images})")
-        self.inputs, self.decode, self.steps = inputs, decode, steps
-        self._cache: dict[tuple, torch.Tensor] = {}
-        self.a = W.IntSlider(value=a, min=0, max=inputs.n_images - 1, description='image A', continuous_update=False)
-        self.b = W.IntSlider(value=b, min=0, max=inputs.n_images - 1, description='image B', continuous_update=False)
-        names = list(self.paths)
-        fig = make_subplots(rows=len(names), cols=1, subplot_titles=[f'{n} path' for n in names], vertical_spacing=0.12)
-        for i in range(len(names)):
+        options = self._metric_options()
+        if metric is not None and metric not in options: raise ValueError(f"unknown metric {metric!r}; have {options}")
+        self.inputs, self.decode, self.steps, self._cache = inputs, decode, steps, {}
+        self.a, self.b = ImagePicker(inputs.labels, inputs.classes, a, 'image A'), ImagePicker(inputs.labels, inputs.classes, b, 'image B')
+        self.metric = W.Dropdown(options=options or ['none'], value=metric or (options or ['none'])[0], description='metric',
+                                 disabled=not options)
+        self.rows = list(self.paths) + (['difference'] if len(self.paths) > 1 else [])
+        fig = make_subplots(rows=len(self.rows), cols=1, subplot_titles=self.rows, vertical_spacing=0.3 / len(self.rows))
+        for i in range(len(self.rows)):
             fig.add_trace(_image_trace(montage(torch.zeros(steps, *inputs.images.shape[1:]), steps)), i + 1, 1)
             _image_axes(fig, i + 1, 1)
-        fig.update_layout(height=140 + 130 * len(names), width=820, margin=dict(l=10, r=10, t=40, b=10), template='none')
+        fig.update_annotations(font_size=12)
+        _fit(fig, 60 + 125 * len(self.rows), margin=dict(l=10, r=10, t=35, b=10))
         self.figure = fig
         self._redraw_paths()
         self.figure = go.FigureWidget(self.figure)
-        for w in (self.a, self.b): w.observe(lambda _: self._redraw_paths(), 'value')
-        self._finish([self.a, self.b])
+        for w in (self.a, self.b): w.observe(self._redraw_paths)
+        self.metric.observe(lambda _: self._redraw_paths(), 'value')
+        self._finish([self.a.widget, self.b.widget, self.metric],
+                     hint='Choose the two images by class; the metric switches the geodesic row and measures every path.')
+
+# %% ../nbs/08_explore.ipynb #92df028c
+@patch_to(PathExplorer)
+def _metric_options(self) -> list[str]:
+    "The metrics of the dropdown: those of `metrics`, else those of the per-metric paths; every per-metric path must have each."
+    per = {n: list(p) for n, p in self.paths.items() if isinstance(p, Mapping)}
+    options = list(self.metrics) or next(iter(per.values()), [])
+    for n, have in per.items():
+        if set(options) - set(have): raise ValueError(f"path {n!r} has no version for the metrics {sorted(set(options) - set(have))}")
+    return options
 
 # %% ../nbs/08_explore.ipynb #1ee65c67
 @patch_to(PathExplorer)
+def latent(self, name: str) -> torch.Tensor:
+    "The latent grids [steps, D, 4, 4] of path `name` between the current images (under the current metric; computed once)."
+    p, (a, b) = self.paths[name], (self.a.value, self.b.value)
+    m = self.metric.value if isinstance(p, Mapping) else None
+    key = ('z', name, m, a, b)
+    if key not in self._cache:
+        with torch.enable_grad():    # geodesic solvers differentiate through the decoder
+            z = (p[m] if m else p)(self.inputs.mu[a], self.inputs.mu[b], self.steps)
+        self._cache[key] = torch.as_tensor(z).detach().float()
+    return self._cache[key]
+
+@patch_to(PathExplorer)
 @torch.no_grad()
 def decoded(self, name: str) -> torch.Tensor:
-    "The decoded steps [steps, C, H, W] of path `name` between the current images (computed once per pair)."
-    key = (name, self.a.value, self.b.value)
-    if key not in self._cache:
-        mu = self.inputs.mu
-        with torch.enable_grad():    # geodesic solvers differentiate through the decoder
-            z = self.paths[name](mu[self.a.value], mu[self.b.value], self.steps)
-        self._cache[key] = self.decode(torch.as_tensor(z).detach().float()).detach().cpu().clamp(0, 1)
+    "The decoded steps [steps, C, H, W] of path `name` between the current images (computed once per pair and metric)."
+    key = ('x', name, self.metric.value, self.a.value, self.b.value)
+    if key not in self._cache: self._cache[key] = self.decode(self.latent(name)).detach().cpu().clamp(0, 1)
+    return self._cache[key]
+
+@patch_to(PathExplorer)
+def length(self, name: str) -> float | None:
+    "The pull-back length of path `name` under the current metric (None without `metrics`)."
+    if not self.metrics: return None
+    key = ('L', name, self.metric.value, self.a.value, self.b.value)
+    if key not in self._cache: self._cache[key] = path_length(self.metrics[self.metric.value], self.latent(name))
     return self._cache[key]
 
 # %% ../nbs/08_explore.ipynb #7971ccf0
 @patch_to(PathExplorer)
 def _redraw_paths(self):
-    for i, n in enumerate(self.paths): _set_trace(self.figure, i, z=_image_trace(montage(self.decoded(n), self.steps)).z)
+    names, (a, b), m = list(self.paths), (self.a.value, self.b.value), self.metric.value
+    for i, n in enumerate(names): _set_trace(self.figure, i, z=_image_trace(montage(self.decoded(n), self.steps)).z)
+    titles = []
+    for n in names:
+        L, per = self.length(n), isinstance(self.paths[n], Mapping)
+        titles.append(f'{n} path{f" ({m} metric)" if per else ""}, image {a} to image {b}'
+                      + (f': length {L:.3f} under the {m} metric' if L is not None else ''))
+    if len(names) > 1:               # where the first two paths differ: the largest channel difference, black = the largest
+        gap = (self.decoded(names[1]) - self.decoded(names[0])).abs().amax(1, keepdim=True)
+        top = max(float(gap.max()), 1e-6)
+        _set_trace(self.figure, len(names), z=_image_trace(montage(gap / top, self.steps)).z)
+        titles.append(f'|{names[1]} - {names[0]}| per step (black = {top:.3f}, the largest difference)')
     with self.figure.batch_update():
-        for i, n in enumerate(self.paths):
-            self.figure.layout.annotations[i].text = f'{n} path from image {self.a.value} to image {self.b.value}'
+        for i, t in enumerate(titles): self.figure.layout.annotations[i].text = t
 
 # %% ../nbs/08_explore.ipynb #61e0d21d
 class GraphGeodesicPath:
@@ -689,6 +848,30 @@ def __call__(self, a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor
     cells = [self.polyline(self.node(va[c]), self.node(vb[c]), steps)[0] for c in range(CELLS)]
     return torch.stack(cells, 1).reshape(steps, GRID, GRID, -1).permute(0, 3, 1, 2).contiguous()
 
+# %% ../nbs/08_explore.ipynb #b44c29ca
+@dataclass
+class RunMetrics:
+    "The run's metrics on a set of vectors, by name ('expected', 'uncertainty'): metric tensors [n, D, D] and the map f of each (M = J_f^T J_f)."
+    tensors: dict[str, torch.Tensor]
+    maps: dict[str, Callable[[torch.Tensor], torch.Tensor]]
+
+def vector_metrics(vae: SpatialVAE, vectors: torch.Tensor, geometry: Geometry) -> RunMetrics:
+    "Both metrics of `vectors` [n, D] under `geometry` (with its precision network): the expected part once, plus J_sigma^T J_sigma."
+    if geometry.precision is None:
+        raise ValueError("vector_metrics needs a geometry with a precision network: run_geometry(cfg, vae, uncertainty=True)")
+    dev, prec = module_device(vae), geometry.precision.cpu()
+    M = Geometry(geometry.ctx, geometry.cells).metric(vae, vectors).cpu()              # the expensive part, once
+    sigma = pullback_metric(prec, vectors.cpu(), batch_size=4096)
+    G = ContextDecoder(vae, geometry.ctx, geometry.cells)
+    expected = lambda z: G(z.to(dev)).cpu()
+    return RunMetrics({'expected': M, 'uncertainty': M + sigma},
+                      {'expected': expected, 'uncertainty': lambda z: torch.cat([expected(z), prec(z.cpu())], 1)})
+
+# %% ../nbs/08_explore.ipynb #05c30b7f
+def geodesic_paths(vectors: torch.Tensor, metrics: RunMetrics, k: int) -> dict[str, GraphGeodesicPath]:
+    "Graph geodesics over `vectors` [n, D] under each metric (one kNN graph of k neighbours per metric, built once)."
+    return {m: GraphGeodesicPath(LatentGraph(vectors, M, k=k)) for m, M in metrics.tensors.items()}
+
 # %% ../nbs/08_explore.ipynb #dd59ebf9
 def load_explore_inputs(cfg: FinetuneConfig, data=None, split: str = 'test', methods: list[str] | None = None, max_images: int = 500,
                         device=None):
@@ -713,13 +896,17 @@ GEODESIC_METRICS = ('expected', 'uncertainty', 'in-context')
 
 def geodesic_path_for(cfg: FinetuneConfig, vae: SpatialVAE, inputs: ExploreInputs, metric: str = 'expected') -> GraphGeodesicPath:
     """Graph geodesics over the inputs' vectors under `metric` (one of `GEODESIC_METRICS`: the run's expected metric, its
-    uncertainty-aware variant, or the old in-context metric) and the run's `knn` (seconds to build)."""
-    from geovq_tutorial.geometry import LatentGraph, metric_tensors
-    from geovq_tutorial.codebook import run_geometry
+    uncertainty-aware variant, or the old in-context metric) and the run's `knn` (seconds to build). For both run metrics at
+    once, `load_run_metrics` and `geodesic_paths` compute the expected part only once."""
+    from geovq_tutorial.geometry import metric_tensors
     if metric not in GEODESIC_METRICS: raise ValueError(f"metric must be one of {GEODESIC_METRICS}; got {metric!r}")
     if metric == 'in-context': M = metric_tensors(vae, inputs.mu.to(module_device(vae)))
     else: M = run_geometry(cfg, vae, uncertainty=metric == 'uncertainty').metric(vae, inputs.vectors)
     return GraphGeodesicPath(LatentGraph(inputs.vectors, M, k=cfg.knn))
+
+def load_run_metrics(cfg: FinetuneConfig, vae: SpatialVAE, inputs: ExploreInputs, data=None) -> RunMetrics:
+    "The run's two metrics on the inputs' vectors: its contexts and its precision network (stage 'precision', fitted when missing)."
+    return vector_metrics(vae, inputs.vectors, run_geometry(cfg, vae, data, uncertainty=True))
 
 # %% ../nbs/08_explore.ipynb #5d908094
 def load_sample_sources(cfg: FinetuneConfig, vae: SpatialVAE, codebooks: Mapping, data=None, device=None) -> dict[str, SampleSource]:
@@ -743,30 +930,39 @@ def explorer_interactions(manifold: LatentManifoldExplorer | None = None, assign
                           samples: SampleExplorer | None = None, paths: PathExplorer | None = None) -> dict[str, Callable[[int], None]]:
     "One action per control (a function of the repetition i that sets a *new* value each time), for timing the explorers."
     acts = {}
-    def cycle(w, i): return w.options[(list(w.options).index(w.value) + 1) % len(w.options)]
+    def cycle(w):                     # the next option's value (a dropdown's options may be (label, value) pairs)
+        vals = [o[1] if isinstance(o, tuple) else o for o in w.options]
+        return vals[(vals.index(w.value) + 1) % len(vals)]
+    def cycle_value(w): return lambda i: setattr(w, 'value', cycle(w))
+    def more(w): return len(w.options) > 1 and not w.disabled
     if manifold is not None:
         m, n = manifold, len(manifold.inputs.vectors)
-        acts['manifold: colour dropdown'] = lambda i: setattr(m.color_by, 'value', cycle(m.color_by, i))
-        if len(m.codebook.options) > 1: acts['manifold: codebook toggle'] = lambda i: setattr(m.codebook, 'value', cycle(m.codebook, i))
-        if len(m.projection.options) > 1:
-            acts['manifold: projection dropdown'] = lambda i: setattr(m.projection, 'value', cycle(m.projection, i))
+        acts['manifold: colour dropdown'] = cycle_value(m.color_by)
+        if len(m.codebook.options) > 1: acts['manifold: codebook toggle'] = cycle_value(m.codebook)
+        if len(m.projection.options) > 1: acts['manifold: projection dropdown'] = cycle_value(m.projection)
+        if m._logmag and len(m.metric.options) > 1:
+            acts['manifold: metric dropdown (magnification)'] = lambda i: (setattr(m.color_by, 'value', 'magnification'),
+                                                                           cycle_value(m.metric)(i))
         acts['manifold: click a point'] = lambda i: m._on_point(m.figure.data[0], _points([(i * 7919) % n]), None)
     if assignments is not None:
         a = assignments
-        acts['assignments: image slider'] = lambda i: setattr(a.image, 'value', (a.image.value + 1 + i) % (a.image.max + 1))
+        acts['assignments: image (rank in class)'] = lambda i: setattr(a.image, 'value', (a.image.value + 1 + i) % a.image.n)
+        if len(a.image.cls.options) > 1: acts['assignments: class dropdown'] = cycle_value(a.image.cls)
         acts['assignments: codeword slider'] = lambda i: setattr(a.codeword, 'value', (a.codeword.value + 1) % (a.codeword.max + 1))
         acts['assignments: click a bar'] = lambda i: a._on_bar(a.figure.data[-1], _points([(a.codeword.value + 3) % (a.codeword.max + 1)]), None)
-        if len(a.codebook.options) > 1: acts['assignments: codebook dropdown'] = lambda i: setattr(a.codebook, 'value', cycle(a.codebook, i))
+        if len(a.codebook.options) > 1: acts['assignments: codebook dropdown'] = cycle_value(a.codebook)
     if samples is not None:
         s = samples
         acts['samples: temperature slider'] = lambda i: setattr(s.temperature, 'value', 0.5 + 0.05 * (i % 20))
         acts['samples: top-k slider'] = lambda i: setattr(s.top_k, 'value', (s.top_k.value + 5) % (s.top_k.max + 1))
         acts['samples: resample button'] = lambda i: s.resample.click()
-        if len(s.decoder.options) > 1: acts['samples: decoder toggle'] = lambda i: setattr(s.decoder, 'value', cycle(s.decoder, i))
-        if len(s.codebook.options) > 1: acts['samples: codebook dropdown'] = lambda i: setattr(s.codebook, 'value', cycle(s.codebook, i))
+        if len(s.decoder.options) > 1: acts['samples: decoder toggle'] = cycle_value(s.decoder)
+        if len(s.codebook.options) > 1: acts['samples: codebook dropdown'] = cycle_value(s.codebook)
     if paths is not None:
         p = paths
-        acts['paths: image B slider (new pair)'] = lambda i: setattr(p.b, 'value', (p.b.value + 1 + i) % (p.b.max + 1))
+        acts['paths: image B (new pair)'] = lambda i: setattr(p.b, 'value', (p.b.value + 1 + i) % p.b.n)
+        if len(p.b.cls.options) > 1: acts['paths: class B dropdown (new pair)'] = cycle_value(p.b.cls)
+        if more(p.metric): acts['paths: metric dropdown'] = cycle_value(p.metric)
     return acts
 
 # %% ../nbs/08_explore.ipynb #3dabd5c4

@@ -196,6 +196,23 @@ def test_plotly_figure_renders_interactively(server, browser):
     finally: w.close()
 
 
+def test_explorer_figures_fit_the_column(server, browser):
+    "The explore chapter's saved figures (autosized plotly, no fixed width) are drawn no wider than the text column."
+    w = Watched(browser, server)
+    try:
+        p = w.open('explore.html')
+        n = p.locator('.geovq-plotly').count()
+        assert n >= 4, f'explore.html shows {n} plotly figures'
+        p.wait_for_function(f"document.querySelectorAll('.geovq-plotly .main-svg').length >= {n}", timeout=30_000)
+        fit = p.evaluate("""() => { const col = document.querySelector('article.bd-article').getBoundingClientRect();
+            return {column: col.width, widths: [...document.querySelectorAll('.geovq-plotly')].map(f =>
+                    Math.max(...[...f.querySelectorAll('.main-svg')].map(s => s.getBoundingClientRect().right)) - col.left)}; }""")
+        assert all(x <= fit['column'] + 1 for x in fit['widths']), f"figures wider than the {fit['column']:.0f} px column: {fit}"
+        assert all(x >= 0.9 * fit['column'] for x in fit['widths']), f"figures should fill the column: {fit}"
+        _shot(p, 'explore_fit', full=True)
+    finally: w.close()
+
+
 def test_search_finds_geodesic(server, browser):
     w = Watched(browser, server)
     try:

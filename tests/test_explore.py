@@ -14,10 +14,10 @@ from plotly.callbacks import Points
 from geovq_tutorial.codebook import fit_codebook
 from geovq_tutorial.core import STAGES, StageError
 from geovq_tutorial.data import ImageSplits
-from geovq_tutorial.explore import (CodebookAssignmentExplorer, GraphGeodesicPath, LatentManifoldExplorer, PathExplorer,
+from geovq_tutorial.explore import (MAX_WIDTH, CodebookAssignmentExplorer, GraphGeodesicPath, LatentManifoldExplorer, PathExplorer,
                                     Projection, SampleExplorer, SampleSource, cell_patches, explorer_interactions,
                                     fit_projection, load_or_fit_projection, load_sample_sources, montage, prepare_inputs,
-                                    straight_path, time_interactions)
+                                    path_length, straight_path, time_interactions)
 from geovq_tutorial.finetune import FinetuneConfig
 from geovq_tutorial.geometry import LatentGraph, metric_tensors
 from geovq_tutorial.vae import SpatialVAE
@@ -198,6 +198,41 @@ def test_path_explorer_straight_and_geodesic(tiny):
         assert f'image {b}' in p.figure.layout.annotations[1].text
 
 
+def test_paths_switch_metric_measure_lengths_and_pick_by_class(tiny):
+    "The metric dropdown switches the per-metric row and the lengths; images are picked by class; the difference row follows."
+    vae, x, y, books, inputs, _ = tiny
+    maps = {'plain': lambda z: z, 'double': lambda z: 2 * z}
+    p = PathExplorer(inputs, vae.decode, {'geodesic': {'plain': straight_path, 'double': lambda a, b, n: straight_path(b, a, n)}},
+                     steps=4, a=0, b=1, metrics=maps)
+    L = path_length(maps['plain'], straight_path(inputs.mu[0], inputs.mu[1], 4))
+    assert abs(p.length('straight') - L) < 1e-4 and f'length {L:.3f}' in p.figure.layout.annotations[0].text
+    assert np.nanmax(np.asarray(p.figure.data[2].z, dtype=float)) == 0          # identical paths: no difference
+    p.metric.value = 'double'
+    assert abs(p.length('geodesic') - 2 * L) < 1e-4 and '(double metric)' in p.figure.layout.annotations[1].text
+    assert np.nanmax(np.asarray(p.figure.data[2].z, dtype=float)) == pytest.approx(1)   # reversed: the largest gap is black
+    p.b.cls.value = 3                                          # class 3: its first image, 3 (labels are i % 5)
+    assert p.b.value == 3 and 'image 3' in p.figure.layout.annotations[0].text
+    p.b.nth.value = 1                                          # its second image, 8
+    assert p.b.value == 8
+    with torch.no_grad():
+        same_image(p.figure.data[0].z, montage(vae.decode(straight_path(inputs.mu[0], inputs.mu[8], 4)), 4)[0].numpy())
+
+
+def test_explorers_fit_their_column_and_explain_their_clicks(tiny):
+    "No fixed width (the figure follows its container), controls that wrap, a hint of what is clickable, labelled axes."
+    vae, x, y, books, inputs, proj = tiny
+    ex = [LatentManifoldExplorer(inputs, proj), CodebookAssignmentExplorer(inputs), SampleExplorer(_sources(vae, books)),
+          PathExplorer(inputs, vae.decode)]
+    for e in ex:
+        assert e.figure.layout.width is None and e.figure.layout.autosize, type(e).__name__
+        assert e.static().layout.width is None
+        assert e.widget.children[0].layout.flex_flow == 'row wrap' and e.widget.layout.max_width == f'{MAX_WIDTH}px'
+    assert 'click' in ex[0].widget.children[1].value.lower() and 'click' in ex[1].widget.children[1].value.lower()
+    assert 'PCA component 1' in ex[0].figure.layout.xaxis.title.text or 'OTHER 1' in ex[0].figure.layout.xaxis.title.text
+    assert 'codeword' in ex[0].figure.data[0].hovertemplate and 'class' in ex[0].figure.data[0].hovertemplate
+    assert ex[1].figure.data[4].mode == 'markers+text' and ex[1].figure.data[4].marker.symbol == 'square'   # tokens on white
+
+
 def test_sample_sources_from_a_run_folder(tmp_path, tiny):
     "Priors and fine-tuned decoders are trained once into the run folder, then loaded; the sources sample and decode."
     vae, x, y, books, inputs, _ = tiny
@@ -223,10 +258,13 @@ def test_sample_sources_from_a_run_folder(tmp_path, tiny):
 def test_every_interaction_is_fast_on_small_inputs(tiny):
     vae, x, y, books, inputs, proj = tiny
     graph = LatentGraph(inputs.vectors, metric_tensors(vae, inputs.mu), k=4)
-    ex = (LatentManifoldExplorer(inputs, proj), CodebookAssignmentExplorer(inputs), SampleExplorer(_sources(vae, books)),
-          PathExplorer(inputs, vae.decode, {'geodesic': GraphGeodesicPath(graph)}))
+    n = len(inputs.vectors)
+    metrics = {'flat': torch.eye(3).expand(n, 3, 3), 'other': 2 * torch.eye(3).expand(n, 3, 3)}
+    maps = {'flat': lambda z: z, 'other': lambda z: 2 ** 0.5 * z}
+    ex = (LatentManifoldExplorer(inputs, proj, metrics=metrics), CodebookAssignmentExplorer(inputs), SampleExplorer(_sources(vae, books)),
+          PathExplorer(inputs, vae.decode, {'geodesic': {'flat': GraphGeodesicPath(graph), 'other': straight_path}}, metrics=maps))
     times = time_interactions(explorer_interactions(*ex), repeats=3)
-    assert len(times) == 14
+    assert len(times) == 18, sorted(times)
     slow = {k: v['median_s'] for k, v in times.items() if v['median_s'] > 0.5}
     assert not slow, f"interactions slower than 0.5 s: {slow}"
 

@@ -32,6 +32,8 @@ CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic'
                  '--disable-background-networking', '--disable-component-update', '--disable-sync']
 RUN_ALL_TIMEOUT_S = float(os.environ.get('GEOVQ_BROWSER_RUN_TIMEOUT', 300))   # artifacts are warm: Run All only loads
 
+VIEWPORT = {'width': 1280, 'height': 800}
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
@@ -137,7 +139,7 @@ def lab(tmp_path_factory):
         _wait_http(f'{base}/api/status?token={token}', 90, proc, log)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            page = browser.new_page(viewport={'width': 1400, 'height': 1000})
+            page = browser.new_page(viewport=VIEWPORT)     # a laptop-sized JupyterLab, file browser open (below)
             page.set_default_timeout(60_000)
             console = []
             page.on('console', lambda m: console.append(f'{m.type}: {m.text}'))
@@ -146,6 +148,9 @@ def lab(tmp_path_factory):
             # the kernel must be Idle before Run All (the status bar says so too)
             page.wait_for_function(f"({JS_KERNEL})() === 'idle'", timeout=120_000)
             page.locator('.jp-StatusBar-Widget', has_text='Idle').first.wait_for(timeout=30_000)
+            if page.evaluate("() => window.jupyterapp.shell.leftCollapsed"):
+                page.evaluate("() => window.jupyterapp.commands.execute('filebrowser:activate')")
+            page.locator('.jp-FileBrowser').first.wait_for(state='visible', timeout=10_000)
             page.screenshot(path=str(ART / '01-opened.png'))
             t0 = time.time()
             page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
@@ -160,7 +165,8 @@ def lab(tmp_path_factory):
             page.ran = {**p, 'seconds': time.time() - t0, 'console': console}
             yield page
             (ART / 'console.log').write_text('\n'.join(console))
-            (ART / 'browser-latency.json').write_text(json.dumps({'run_all_s': round(page.ran['seconds'], 1), 'updates_s': LATENCY},
+            (ART / 'browser-latency.json').write_text(json.dumps({'run_all_s': round(page.ran['seconds'], 1), 'updates_s': LATENCY,
+                                                                  'fit_px': FITS},
                                                                  indent=1))
             browser.close()
     finally:
@@ -205,6 +211,26 @@ def test_each_explorer_renders(lab, cls):
     loc.screenshot(path=str(ART / f'10-{cls}.png'))
     if cls == 'geovq-manifold':   # one marker per grid cell of every test image
         assert loc.locator('.scatterlayer .point').count() >= 16 * 180
+
+JS_FIT = """(cls) => { const w = document.querySelector('.' + cls), out = w && w.closest('.jp-OutputArea-output');
+  if (!out) return null;
+  const r = e => e.getBoundingClientRect(), parts = [w, ...w.querySelectorAll('.main-svg, .widget-inline-hbox, .widget-toggle-buttons')];
+  return {column: [r(out).left, r(out).right], right: Math.max(...parts.map(e => r(e).right)),
+          figure: Math.max(...[...w.querySelectorAll('.main-svg')].map(e => r(e).width)),
+          overflow: out.scrollWidth - out.clientWidth, browser: r(document.querySelector('.jp-FileBrowser')).width}; }"""
+
+@pytest.mark.parametrize('cls', ['geovq-manifold', 'geovq-assignments', 'geovq-samples', 'geovq-paths'])
+def test_explorer_fits_its_column(lab, cls):
+    "At 1280x800 with the file browser open, no explorer (controls or figure) reaches past the output area it is shown in."
+    assert lab.viewport_size == VIEWPORT and lab.locator('.jp-FileBrowser').first.is_visible(), "the file browser is not open"
+    _explorer(lab, cls).locator('.main-svg').first.wait_for(timeout=30_000)
+    fit = lab.evaluate(JS_FIT, cls)
+    assert fit, f"no output area holds .{cls}"
+    FITS[cls] = fit
+    assert fit['right'] <= fit['column'][1] + 1, f".{cls} is wider than its column: {fit}"
+    assert fit['overflow'] <= 1 and fit['figure'] > 0.5 * (fit['column'][1] - fit['column'][0]), fit   # it fills, not shrinks
+
+FITS: dict[str, dict] = {}
 
 def test_slider_changes_plot(lab):
     loc = _explorer(lab, 'geovq-assignments')
