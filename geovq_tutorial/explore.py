@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import numpy as np
@@ -350,7 +350,7 @@ class LatentManifoldExplorer(Explorer):
 @patch_to(LatentManifoldExplorer)
 def _layout(self) -> go.Figure:
     "The figure: the projected means, the codewords on top, and the image of the selected point."
-    n, inputs = len(self.inputs.vectors), self.inputs
+    inputs = self.inputs
     fig = make_subplots(rows=1, cols=2, column_widths=[0.68, 0.32], horizontal_spacing=0.08,
                         subplot_titles=('grid-cell means mu', 'image'))
     xy = self.projections[self.projection.value].coords.numpy()
@@ -851,9 +851,11 @@ def __call__(self, a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor
 # %% ../nbs/08_explore.ipynb #b44c29ca
 @dataclass
 class RunMetrics:
-    "The run's metrics on a set of vectors, by name ('expected', 'uncertainty'): metric tensors [n, D, D] and the map f of each (M = J_f^T J_f)."
+    """The run's metrics on a set of vectors, by name ('expected', 'uncertainty'): metric tensors [n, D, D], the map f of each
+    (M = J_f^T J_f), and the variance map sigma whose part a graph measures exactly along its edges (None for 'expected')."""
     tensors: dict[str, torch.Tensor]
     maps: dict[str, Callable[[torch.Tensor], torch.Tensor]]
+    variances: dict[str, Callable | None] = field(default_factory=dict)
 
 def vector_metrics(vae: SpatialVAE, vectors: torch.Tensor, geometry: Geometry) -> RunMetrics:
     "Both metrics of `vectors` [n, D] under `geometry` (with its precision network): the expected part once, plus J_sigma^T J_sigma."
@@ -865,12 +867,13 @@ def vector_metrics(vae: SpatialVAE, vectors: torch.Tensor, geometry: Geometry) -
     G = ContextDecoder(vae, geometry.ctx, geometry.cells)
     expected = lambda z: G(z.to(dev)).cpu()
     return RunMetrics({'expected': M, 'uncertainty': M + sigma},
-                      {'expected': expected, 'uncertainty': lambda z: torch.cat([expected(z), prec(z.cpu())], 1)})
+                      {'expected': expected, 'uncertainty': lambda z: torch.cat([expected(z), prec(z.cpu())], 1)},
+                      {'expected': None, 'uncertainty': prec})
 
 # %% ../nbs/08_explore.ipynb #05c30b7f
 def geodesic_paths(vectors: torch.Tensor, metrics: RunMetrics, k: int) -> dict[str, GraphGeodesicPath]:
     "Graph geodesics over `vectors` [n, D] under each metric (one kNN graph of k neighbours per metric, built once)."
-    return {m: GraphGeodesicPath(LatentGraph(vectors, M, k=k)) for m, M in metrics.tensors.items()}
+    return {m: GraphGeodesicPath(LatentGraph(vectors, M, k=k, variance=metrics.variances.get(m))) for m, M in metrics.tensors.items()}
 
 # %% ../nbs/08_explore.ipynb #dd59ebf9
 def load_explore_inputs(cfg: FinetuneConfig, data=None, split: str = 'test', methods: list[str] | None = None, max_images: int = 500,
@@ -900,9 +903,11 @@ def geodesic_path_for(cfg: FinetuneConfig, vae: SpatialVAE, inputs: ExploreInput
     once, `load_run_metrics` and `geodesic_paths` compute the expected part only once."""
     from geovq_tutorial.geometry import metric_tensors
     if metric not in GEODESIC_METRICS: raise ValueError(f"metric must be one of {GEODESIC_METRICS}; got {metric!r}")
-    if metric == 'in-context': M = metric_tensors(vae, inputs.mu.to(module_device(vae)))
-    else: M = run_geometry(cfg, vae, uncertainty=metric == 'uncertainty').metric(vae, inputs.vectors)
-    return GraphGeodesicPath(LatentGraph(inputs.vectors, M, k=cfg.knn))
+    if metric == 'in-context': M, geometry = metric_tensors(vae, inputs.mu.to(module_device(vae))), None
+    else:
+        geometry = run_geometry(cfg, vae, uncertainty=metric == 'uncertainty')
+        M = geometry.metric(vae, inputs.vectors)
+    return GraphGeodesicPath(LatentGraph(inputs.vectors, M, k=cfg.knn, variance=geometry and geometry.precision))
 
 def load_run_metrics(cfg: FinetuneConfig, vae: SpatialVAE, inputs: ExploreInputs, data=None) -> RunMetrics:
     "The run's two metrics on the inputs' vectors: its contexts and its precision network (stage 'precision', fitted when missing)."
