@@ -301,7 +301,9 @@ def test_path_slider_changes_paths(lab):
     handle.focus()
     for _ in range(3): lab.keyboard.press('ArrowRight')      # the keyboard moves a slider too
     old = json.loads(before)
+    # the rows arrive one message per trace, the titles (with the new lengths, computed after the rows) last: wait for all
     after = json.loads(_wait_change(lab, 'geovq-paths', before, timeout=20,
-                                    until=lambda st: st['data'][1][0] != old['data'][1][0] and st['data'][0][0] != old['data'][0][0]))
+                                    until=lambda st: st['data'][1][0] != old['data'][1][0] and st['data'][0][0] != old['data'][0][0]
+                                    and st['annotations'] != old['annotations']))
     assert after['annotations'] != old['annotations'], "the titles did not follow the new image B"
     loc.screenshot(path=str(ART / '70-path-slider.png'))
