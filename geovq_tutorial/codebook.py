@@ -421,8 +421,7 @@ def _fit(self, v, metric):
 def _encode(self, v, metric):
     if self._index is None: self._index = knn_index(self.train_vectors.numpy().astype(np.float64), self.knn)
     if self._plain is None: self._plain = decoder_part(self.train_metric, self.train_vectors, self.variance)
-    nbr, w = attach_edges(self._index, self.train_vectors, self._plain, v, decoder_part(metric, v, self.variance), self.knn,
-                          variance=self.variance)
+    nbr, w = attach_edges(self._index, self.train_vectors, self._plain, v, metric, self.knn, variance=self.variance)
     best = (w + self.node_dist.numpy()[nbr]).argmin(1)
     return self.node_label[torch.as_tensor(nbr[np.arange(len(v)), best])]
 
@@ -662,9 +661,8 @@ def _with_codewords(self, codewords: torch.Tensor, metric: torch.Tensor | None):
     "The reference graph with the codewords attached as extra nodes N, N+1, ... (metric None: borrowed from the nearest vector)."
     import scipy.sparse as sp
     g, N = self.graph, self.graph.N
-    if metric is None: plain = g.plain[g.index.kneighbors(codewords.numpy().astype(np.float64), n_neighbors=1, return_distance=False)[:, 0]]
-    else: plain = decoder_part(metric, codewords, g.variance)
-    cn, cw = attach_edges(g.index, g.vectors, g.plain, codewords, plain, g.k, variance=g.variance)
+    if metric is None: metric = g.metric[g.index.kneighbors(codewords.numpy().astype(np.float64), n_neighbors=1, return_distance=False)[:, 0]]
+    cn, cw = attach_edges(g.index, g.vectors, g.plain, codewords, metric, g.k, variance=g.variance)
     E = sp.csr_matrix((np.maximum(cw.ravel(), MIN_EDGE), (np.repeat(N + np.arange(len(codewords)), cn.shape[1]), cn.ravel())),
                       shape=(N + len(codewords),) * 2)
     return (sp.bmat([[g.graph, None], [None, sp.csr_matrix((len(codewords),) * 2)]]) + E + E.T).tocsr()

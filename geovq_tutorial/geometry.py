@@ -275,7 +275,8 @@ def attach_edges(index, vectors: torch.Tensor, metric: torch.Tensor, x: torch.Te
     """Edges from new vectors x [Q, D] to their k Euclidean-nearest `vectors` (found with the fitted `index`): node indices
     [Q, k] and lengths [Q, k] by the graph's own rule 0.5*(sqrt(d^T M_x d) + sqrt(d^T M_j d)), M_x = `x_metric` [Q, D, D].
     With `x_metric=None` (a point with no grid of its own, such as a k-means centroid) the length is sqrt(d^T M_j d). With
-    `variance`, the metrics are the decoder's parts and `variance_edge_lengths` measures."""
+    `variance`, `metric` holds the nodes' decoder parts (a graph's `plain`), `x_metric` the new vectors' whole metric (its
+    decoder part is taken here, chunk by chunk), and `variance_edge_lengths` measures."""
     k, dev = min(k, len(vectors)), edge_device(device)
     x = torch.as_tensor(x, dtype=torch.float32)
     nbr = index.kneighbors(x.numpy().astype(np.float64), n_neighbors=k, return_distance=False)
@@ -284,7 +285,8 @@ def attach_edges(index, vectors: torch.Tensor, metric: torch.Tensor, x: torch.Te
         n = torch.as_tensor(nbr[s:s + chunk])
         if variance is not None:
             Mj = metric[n].flatten(0, 1)
-            Mx = Mj if x_metric is None else torch.as_tensor(x_metric[s:s + chunk], dtype=torch.float32).repeat_interleave(k, 0)
+            Mx = Mj if x_metric is None else decoder_part(torch.as_tensor(x_metric[s:s + chunk], dtype=torch.float32),
+                                                          x[s:s + chunk], variance).repeat_interleave(k, 0)
             xs = x[s:s + chunk].repeat_interleave(k, 0)
             w[s:s + chunk] = variance_edge_lengths(xs, vectors[n].flatten(0, 1), Mx, Mj, variance).reshape(-1, k).numpy(); continue
         d = (vectors[n] - x[s:s + chunk, None]).to(dev)                              # [q, k, D]
@@ -300,8 +302,7 @@ def attach_edges(index, vectors: torch.Tensor, metric: torch.Tensor, x: torch.Te
 def attach(self, x: torch.Tensor, metric: torch.Tensor, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Edges from new vectors x [Q, D] (with their own metric tensors [Q, D, D]) to their k nearest graph nodes:
     node indices [Q, k] and pull-back lengths [Q, k], by the same rule as the graph's edges (metric None: the node's)."""
-    plain = metric if metric is None or self.variance is None else decoder_part(torch.as_tensor(metric, dtype=torch.float32), x, self.variance)
-    return attach_edges(self.index, self.vectors, self.plain, x, plain, k or self.k, variance=self.variance)
+    return attach_edges(self.index, self.vectors, self.plain, x, metric, k or self.k, variance=self.variance)
 
 # %% ../nbs/03_geometry.ipynb #c0d81eae
 def draw_contexts(grids: torch.Tensor, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,10 +27,10 @@ from .core import (STAGES, ConfigError, StageError, CheckpointError, stage_order
                                  pick_device, setting, at_least, Job, run_jobs)
 from .data import load_dataset_for, show_images
 from .vae import load_or_train_vae, encode_means
-from .codebook import METRICS, load_or_fit_codebook
+from .codebook import METRICS
 from .prior import tokens_to_images
-from .finetune import load_or_finetune_decoder, load_or_train_vqvae, encode_tokens
-from .evaluate import (EvalConfig, evaluate_seed, run_scorer, split_latents, method_models, vqvae_models, seed_config, results_table, check_targets, TABLE_COLUMNS,
+from .finetune import load_or_finetune_decoder
+from .evaluate import (EvalConfig, evaluate_seed, run_scorer, split_latents, method_models, vqvae_models, load_run_models, seed_config, results_table, check_targets, TABLE_COLUMNS,
                                      VARIANT_LABELS, load_evaluation_samples, compare_variants,
                                      space_disagreements, t_interval, decode_latents)
 
@@ -291,17 +291,14 @@ def reconstructions(cfg: RunConfig, n: int = 12) -> dict[str, torch.Tensor]:
     "The first `n` test images of the base seed ('real') and their reconstruction by every variant, from the run's stored models."
     missing = [s for s in ('vae', 'codebooks', 'finetune', 'vqvae') if not _artifacts(STAGES[s], cfg.run_dir)]
     if missing: raise FileNotFoundError(f"{cfg.run_dir} has no stored {', '.join(missing)}")
-    device, data = pick_device(cfg.device), load_dataset_for(cfg)
-    x, vae = data.test[:n], load_or_train_vae(cfg, data, device=device)[0]
-    control = load_or_finetune_decoder(cfg, vae, None, data, device=device)[0]
-    mu = encode_means(vae, x)
-    out = {'real': x, 'vae': decode_latents(vae, mu), 'vae+ft': decode_latents(control, mu)}
+    data = load_dataset_for(cfg)
+    ms, x = load_run_models(cfg, data, pick_device(cfg.device)), data.test[:n]   # the models and test tokens the evaluation scored
+    mu = encode_means(ms.vae, x)
+    out = {'real': x, 'vae': decode_latents(ms.vae, mu), 'vae+ft': decode_latents(ms.control, mu)}
     for m in cfg.methods:
-        book = load_or_fit_codebook(cfg, vae, data, m)
-        tuned, tokens = load_or_finetune_decoder(cfg, vae, book, data, device=device)[0], book.encode_grid(mu)
-        out[m], out[f'{m}+ft'] = tokens_to_images(vae, book, tokens), tokens_to_images(tuned, book, tokens)
-    vq = load_or_train_vqvae(cfg, data, device=device)[0]
-    out['vqvae'] = tokens_to_images(vq.vae, vq, encode_tokens(vq.vae, vq, x))
+        book, tokens = ms.codebooks[m], ms.tokens[m]['test'][:n]
+        out[m], out[f'{m}+ft'] = tokens_to_images(ms.vae, book, tokens), tokens_to_images(ms.tuned[m], book, tokens)
+    out['vqvae'] = tokens_to_images(ms.vqvae.vae, ms.vqvae, ms.tokens['vqvae']['test'][:n])
     return out
 
 # %% ../nbs/09_pipeline.ipynb #84b8242d

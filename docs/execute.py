@@ -1,0 +1,170 @@
+#!/usr/bin/env python
+"""Re-execute every chapter against one canonical run, slow cells included, and save the outputs, in one command.
+
+    python docs/execute.py                         # make the canonical runs if missing, then execute every notebook
+    python docs/execute.py 07_evaluate index       # only these notebooks (against the same runs)
+    python docs/execute.py --run-dir /tmp/canon/digits   # the digits run lives there (photos: its sibling `photos`)
+    python docs/execute.py --check                 # exit 1 if a notebook's code changed since its outputs were saved
+
+The canonical runs are made by `geovq run` itself: the digits with five evaluation seeds (`CANONICAL_RUNS` below), and the
+photo patches with every default, for the natural-images chapter. A notebook finds them through `GEOVQ_TUTORIAL_RUN_DIR`
+(`tutorial_config` in the VAE chapter). After each notebook: its widget state is dropped (a live widget's saved state is
+megabytes and shows nothing without a kernel), `nbdev_clean` tidies it, and `docs/executed.json` records the hash of its code
+cells and of the run's `metrics.json` it was executed against, with the run's headline numbers (the verdict lines'
+comparisons and the targets). `tests/test_saved_outputs.py` checks that record: a chapter whose code changed since its
+outputs were saved, a chapter executed against another run, or a saved headline number (README, landing page, evaluation
+chapter) that differs from the run's fails the tests. Finally the README is written again from the landing page.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+REPO = DOCS.parent
+NBS = REPO / 'nbs'
+RECORD = DOCS / 'executed.json'
+WIDGET_MIME = 'application/vnd.jupyter.widget-view+json'
+CANONICAL_RUNS = {   # run name -> the `geovq run` options that make it (besides --run-dir)
+    'digits': ['--eval-seeds', '0,1,2,3,4'],
+    'photos': ['--dataset', 'photos'],
+}
+PHOTOS_CHAPTERS = ('11_natural_images.ipynb',)   # executed against the photos run; every other notebook against the digits
+
+
+def chapters(nbs: Path = NBS) -> list[Path]:
+    "Every notebook, in reading order, the landing page last (it shows the results of the chapters before it)."
+    found = sorted(p for p in nbs.glob('*.ipynb') if not p.name.startswith(('.', '_')))
+    return [p for p in found if p.name != 'index.ipynb'] + [p for p in found if p.name == 'index.ipynb']
+
+
+def code_hash(nb: dict) -> str:
+    "sha256 of a notebook's code cells, in order: what its saved outputs were computed by."
+    src = '\n\x00\n'.join(''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'code')
+    return hashlib.sha256(src.encode()).hexdigest()
+
+
+def file_hash(path: Path) -> str: return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def headline(metrics: dict) -> dict:
+    "The numbers a reader sees first: what `verdict_lines` needs (the verdict's comparisons) and the targets."
+    from geovq_tutorial.pipeline import VERDICT_METRICS, in_verdict
+    comps = [c for c in metrics.get('comparisons', []) if c['metric'] in VERDICT_METRICS and in_verdict(c)]
+    return {'dataset': metrics['dataset'], 'K': metrics['K'], 'seeds': metrics['seeds'], 'n_test': metrics.get('n_test'),
+            'comparisons': comps, 'targets': metrics.get('targets', [])}
+
+
+def run_dirs(digits_dir: Path) -> dict[str, Path]:
+    "The canonical run folders: the digits run, and the photos run beside it (where the natural-images chapter looks)."
+    return {'digits': digits_dir, 'photos': digits_dir.parent / 'photos'}
+
+
+def make_run(name: str, run_dir: Path) -> None:
+    "`geovq run` into `run_dir` with the canonical options: stages already stored there with the same settings are loaded."
+    geovq = Path(sys.executable).parent / 'geovq'
+    cmd = [str(geovq), 'run', '--run-dir', str(run_dir), *CANONICAL_RUNS[name]]
+    print('+', ' '.join(cmd), flush=True)
+    subprocess.run(cmd, check=True, env={**os.environ, 'GEOVQ_PROGRESS': '0'})
+
+
+def strip_widget_state(path: Path) -> int:
+    "Drop saved widget state and widget-view outputs from the notebook at `path` (their static fallbacks stay); return how many."
+    nb = json.loads(path.read_text())
+    dropped = int(nb.get('metadata', {}).pop('widgets', None) is not None)
+    for c in nb['cells']:
+        for o in c.get('outputs', []):
+            if WIDGET_MIME in o.get('data', {}): o['data'].pop(WIDGET_MIME); dropped += 1
+        if 'outputs' in c: c['outputs'] = [o for o in c['outputs'] if o.get('output_type') not in ('display_data', 'execute_result') or o['data']]
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+    return dropped
+
+
+def execute(path: Path, run_dir: Path) -> float:
+    "Execute the notebook at `path` in place, top to bottom (slow cells included), against `run_dir`; return the seconds."
+    env = {**os.environ, 'GEOVQ_TUTORIAL_RUN_DIR': str(run_dir), 'GEOVQ_PROGRESS': '0'}
+    t0 = time.perf_counter()
+    subprocess.run([str(Path(sys.executable).parent / 'jupyter'), 'nbconvert', '--to', 'notebook', '--execute', '--inplace',
+                    '--ExecutePreprocessor.timeout=-1', str(path)], check=True, env=env, cwd=path.parent)
+    strip_widget_state(path)
+    subprocess.run([str(Path(sys.executable).parent / 'nbdev_clean'), '--fname', str(path)], check=True, cwd=REPO)
+    return time.perf_counter() - t0
+
+
+def load_record(path: Path = RECORD) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {'runs': {}, 'chapters': {}}
+
+
+def save_record(record: dict, path: Path = RECORD) -> None:
+    "Write `record` atomically (a partial file never replaces a good one), after each notebook, so an interruption loses nothing."
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(json.dumps(record, indent=1) + '\n'); os.replace(tmp, path)
+
+
+def record_run(record: dict, name: str, run_dir: Path) -> None:
+    "Note the run `name`'s metrics.json (its hash and headline numbers) in `record`."
+    metrics_path = run_dir / 'metrics.json'
+    if not metrics_path.exists():
+        raise SystemExit(f"{metrics_path} does not exist: `geovq run` did not finish there; run `python docs/execute.py` "
+                         "without --no-run to make the run first")
+    record['runs'][name] = {'command': ' '.join(['geovq run', *CANONICAL_RUNS[name]]), 'metrics_sha256': file_hash(metrics_path),
+                            'headline': headline(json.loads(metrics_path.read_text()))}
+
+
+def stale(record: dict, nbs: Path = NBS) -> list[str]:
+    "What is out of date between the notebooks and `record`: one line per notebook, saying what to run."
+    out = []
+    for path in chapters(nbs):
+        entry, fix = record['chapters'].get(path.name), f"run `python docs/execute.py {path.stem}`"
+        run = 'photos' if path.name in PHOTOS_CHAPTERS else 'digits'
+        if entry is None: out.append(f"{path.name} has no record of being executed against the canonical run: {fix}")
+        elif entry['code_sha256'] != code_hash(json.loads(path.read_text())):
+            out.append(f"{path.name}'s code changed since its outputs were saved: {fix}")
+        elif run not in record['runs'] or entry['metrics_sha256'] != record['runs'][run]['metrics_sha256']:
+            out.append(f"{path.name} was executed against another {run} run than the canonical one: {fix}")
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('notebooks', nargs='*', help='notebook names (with or without .ipynb) to execute; default: all of them')
+    ap.add_argument('--run-dir', type=Path, default=REPO / 'runs' / 'digits',
+                    help="the canonical digits run (default: runs/digits); the photos run is its sibling folder 'photos'")
+    ap.add_argument('--no-run', action='store_true', help="use the runs as they are: don't call `geovq run` first")
+    ap.add_argument('--check', action='store_true', help='only report stale notebooks (exit 1 if any)')
+    args = ap.parse_args(argv)
+    record = load_record()
+    if args.check:
+        for line in (problems := stale(record)): print(line)
+        print('every notebook is up to date with its run' if not problems else f'{len(problems)} notebook(s) stale')
+        return 1 if problems else 0
+    every = {p.stem: p for p in chapters()}
+    unknown = [n for n in args.notebooks if n.removesuffix('.ipynb') not in every]
+    if unknown: ap.error(f"no such notebook in nbs/: {', '.join(unknown)} (they are: {', '.join(every)})")
+    todo = [every[n.removesuffix('.ipynb')] for n in args.notebooks] or list(every.values())
+    dirs = run_dirs(args.run_dir.resolve())
+    needed = {'photos' if p.name in PHOTOS_CHAPTERS else 'digits' for p in todo}
+    for name in sorted(needed):
+        if not args.no_run: make_run(name, dirs[name])
+        record_run(record, name, dirs[name])
+    for path in todo:
+        run = 'photos' if path.name in PHOTOS_CHAPTERS else 'digits'
+        print(f'executing {path.name} against {dirs[run]} ...', flush=True)
+        seconds = execute(path, dirs['digits'])      # the photos chapter finds its run beside the digits one
+        record['chapters'][path.name] = {'code_sha256': code_hash(json.loads(path.read_text())), 'run': run,
+                                         'metrics_sha256': record['runs'][run]['metrics_sha256'], 'seconds': round(seconds)}
+        save_record(record)
+        print(f'  {path.name}: {seconds:.0f} s', flush=True)
+    subprocess.run([sys.executable, str(DOCS / 'build.py'), '--readme'], check=True, cwd=REPO)
+    for line in stale(record): print('still stale:', line)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

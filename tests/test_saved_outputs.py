@@ -1,0 +1,72 @@
+"""The saved outputs come from one run: every notebook was executed (by `docs/execute.py`) against the canonical run recorded
+in `docs/executed.json`, its code has not changed since, and the headline numbers saved in the README, the landing page and
+the evaluation chapter are the recorded run's. Re-executing the chapters is too slow for CI (tens of minutes); these checks
+are what fails instead when the code or the run moves on without the outputs."""
+import copy
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from geovq_tutorial.pipeline import verdict_lines
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope='module')
+def execute():
+    spec = importlib.util.spec_from_file_location('docs_execute', REPO / 'docs' / 'execute.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope='module')
+def record(execute): return execute.load_record()
+
+
+def saved_text(nb_path: Path) -> str:
+    "Every text a notebook's saved outputs show (stream text, plain text and markdown)."
+    out = []
+    for c in json.loads(nb_path.read_text())['cells']:
+        for o in c.get('outputs', []):
+            out.append(''.join(o.get('text', '')))
+            for mime in ('text/plain', 'text/markdown', 'text/html'): out.append(''.join(o.get('data', {}).get(mime, '')))
+    return '\n'.join(out)
+
+
+def test_every_notebook_was_executed_against_the_canonical_run_with_its_current_code(execute, record):
+    problems = execute.stale(record)
+    assert not problems, '\n'.join(problems)
+    assert set(record['runs']) == set(execute.CANONICAL_RUNS)
+
+
+def test_the_check_notices_a_changed_cell_and_another_run(execute, record, tmp_path):
+    for p in execute.chapters(): (tmp_path / p.name).write_text(p.read_text())
+    nb = json.loads((tmp_path / '04_codebook.ipynb').read_text())
+    next(c for c in nb['cells'] if c['cell_type'] == 'code')['source'].append('\nprint(1)')
+    (tmp_path / '04_codebook.ipynb').write_text(json.dumps(nb))
+    other = copy.deepcopy(record); other['runs']['digits']['metrics_sha256'] = '0' * 64
+    assert execute.stale(record, tmp_path) == [
+        "04_codebook.ipynb's code changed since its outputs were saved: run `python docs/execute.py 04_codebook`"]
+    assert any(l.startswith('07_evaluate.ipynb was executed against another digits run') for l in execute.stale(other, tmp_path))
+
+
+def test_readme_and_landing_page_show_the_runs_verdict(record):
+    lines = verdict_lines(record['runs']['digits']['headline'])
+    assert len(lines) > 4 and any(' — MSE vs x ' in l for l in lines)
+    readme, landing = (REPO / 'README.md').read_text(), saved_text(REPO / 'nbs' / 'index.ipynb')
+    for line in lines:
+        assert line in readme, f'README.md does not show the run\'s verdict line {line!r}: run `python docs/execute.py index`'
+        assert line in landing, f'nbs/index.ipynb does not show {line!r}: run `python docs/execute.py index`'
+
+
+def test_evaluation_chapter_shows_the_runs_comparisons_and_targets(record):
+    head, text = record['runs']['digits']['headline'], saved_text(REPO / 'nbs' / '07_evaluate.ipynb')
+    assert head['comparisons'] and head['targets']
+    for c in head['comparisons']:
+        shown = f"{c['mean']:+.4g} [{c['lo']:+.4g}, {c['hi']:+.4g}]  {c['verdict']}"
+        assert shown in text, f"07_evaluate's saved outputs lack {c['b']} - {c['a']} {c['metric']}: {shown}"
+    for t in head['targets']:
+        if t['value'] is not None: assert f"{t['target']}: {t['value']:.4g}" in text, t['target']
+    assert f"{len(head['seeds'])} seeds: {head['seeds']}" in text
