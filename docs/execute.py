@@ -54,11 +54,12 @@ def file_hash(path: Path) -> str: return hashlib.sha256(path.read_bytes()).hexdi
 
 
 def headline(metrics: dict) -> dict:
-    "The numbers a reader sees first: what `verdict_lines` needs (the verdict's comparisons) and the targets."
+    "The numbers a reader sees first: what `verdict_lines` needs (the verdict's comparisons), the targets, each variant's mean test MSE."
     from geovq_tutorial.pipeline import VERDICT_METRICS, in_verdict
     comps = [c for c in metrics.get('comparisons', []) if c['metric'] in VERDICT_METRICS and in_verdict(c)]
     return {'dataset': metrics['dataset'], 'K': metrics['K'], 'seeds': metrics['seeds'], 'n_test': metrics.get('n_test'),
-            'comparisons': comps, 'targets': metrics.get('targets', [])}
+            'comparisons': comps, 'targets': metrics.get('targets', []),
+            'mse': {r['variant']: r['mse']['mean'] for r in metrics.get('table', []) if 'mse' in r}}
 
 
 def run_dirs(digits_dir: Path) -> dict[str, Path]:

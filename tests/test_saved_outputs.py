@@ -70,3 +70,18 @@ def test_evaluation_chapter_shows_the_runs_comparisons_and_targets(record):
     for t in head['targets']:
         if t['value'] is not None: assert f"{t['target']}: {t['value']:.4g}" in text, t['target']
     assert f"{len(head['seeds'])} seeds: {head['seeds']}" in text
+
+
+@pytest.mark.parametrize('run, chapter', [('digits', '07_evaluate'), ('photos', '11_natural_images')])
+def test_results_tables_show_the_runs_mean_mse(record, run, chapter):
+    head, text = record['runs'][run]['headline'], saved_text(REPO / 'nbs' / f'{chapter}.ipynb')
+    assert len(head['mse']) >= 5, head['mse']
+    for variant, mean in head['mse'].items():
+        assert f'{mean:.4f} ± ' in text, f"{chapter}'s saved table lacks {variant}'s mean test MSE {mean:.4f} from the {run} run"
+
+
+def test_no_saved_output_shows_a_developers_path(execute):
+    import re
+    home = re.compile(r'(/home/|/root/|/Users/|/work/|[A-Z]:\\\\Users\\\\)\S+')
+    found = {p.name: m.group(0) for p in execute.chapters() if (m := home.search(saved_text(p)))}
+    assert not found, f'saved outputs show paths of the machine that executed them: {found}'
