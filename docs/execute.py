@@ -158,6 +158,9 @@ def main(argv=None) -> int:
         run = 'photos' if path.name in PHOTOS_CHAPTERS else 'digits'
         print(f'executing {path.name} against {dirs[run]} ...', flush=True)
         seconds = execute(path, dirs['digits'])      # the photos chapter finds its run beside the digits one
+        if file_hash(dirs[run] / 'metrics.json') != record['runs'][run]['metrics_sha256']:
+            raise SystemExit(f"{path.name} changed {dirs[run] / 'metrics.json'} while it ran (a stage was made again): the chapters "
+                             "executed before it show the old run; run `python docs/execute.py` again to execute them all against the new one")
         record['chapters'][path.name] = {'code_sha256': code_hash(json.loads(path.read_text())), 'run': run,
                                          'metrics_sha256': record['runs'][run]['metrics_sha256'], 'seconds': round(seconds)}
         save_record(record)
