@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -30,7 +31,16 @@ DOCS = Path(__file__).resolve().parent
 REPO = DOCS.parent
 NBS = REPO / 'nbs'
 RECORD = DOCS / 'executed.json'
-WIDGET_MIME = 'application/vnd.jupyter.widget-view+json'
+
+
+def _load_build():
+    "docs/build.py as a module (the site builder: its notebook list and widget MIME type are the ones used here)."
+    spec = importlib.util.spec_from_file_location('docs_build', DOCS / 'build.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+build = _load_build()
+WIDGET_MIME = build.WIDGET_MIME
 CANONICAL_RUNS = {   # run name -> the `geovq run` options that make it (besides --run-dir)
     'digits': ['--eval-seeds', '0,1,2,3,4'],
     'photos': ['--dataset', 'photos'],
@@ -39,9 +49,14 @@ PHOTOS_CHAPTERS = ('11_natural_images.ipynb',)   # executed against the photos r
 
 
 def chapters(nbs: Path = NBS) -> list[Path]:
-    "Every notebook, in reading order, the landing page last (it shows the results of the chapters before it)."
-    found = sorted(p for p in nbs.glob('*.ipynb') if not p.name.startswith(('.', '_')))
-    return [p for p in found if p.name != 'index.ipynb'] + [p for p in found if p.name == 'index.ipynb']
+    "The site's notebooks (`build.notebooks`) in reading order, the landing page last (it shows the results of the chapters before it)."
+    index, *rest = build.notebooks(nbs)
+    return [*rest, index]
+
+
+def run_of(path: Path) -> str:
+    "The canonical run a notebook is executed against: 'photos' for the natural-images chapter, 'digits' for every other."
+    return 'photos' if path.name in PHOTOS_CHAPTERS else 'digits'
 
 
 def code_hash(nb: dict) -> str:
@@ -123,7 +138,7 @@ def stale(record: dict, nbs: Path = NBS) -> list[str]:
     out = []
     for path in chapters(nbs):
         entry, fix = record['chapters'].get(path.name), f"run `python docs/execute.py {path.stem}`"
-        run = 'photos' if path.name in PHOTOS_CHAPTERS else 'digits'
+        run = run_of(path)
         if entry is None: out.append(f"{path.name} has no record of being executed against the canonical run: {fix}")
         elif entry['code_sha256'] != code_hash(json.loads(path.read_text())):
             out.append(f"{path.name}'s code changed since its outputs were saved: {fix}")
@@ -150,12 +165,12 @@ def main(argv=None) -> int:
     if unknown: ap.error(f"no such notebook in nbs/: {', '.join(unknown)} (they are: {', '.join(every)})")
     todo = [every[n.removesuffix('.ipynb')] for n in args.notebooks] or list(every.values())
     dirs = run_dirs(args.run_dir.resolve())
-    needed = {'photos' if p.name in PHOTOS_CHAPTERS else 'digits' for p in todo}
+    needed = {run_of(p) for p in todo}
     for name in sorted(needed):
         if not args.no_run: make_run(name, dirs[name])
         record_run(record, name, dirs[name])
     for path in todo:
-        run = 'photos' if path.name in PHOTOS_CHAPTERS else 'digits'
+        run = run_of(path)
         print(f'executing {path.name} against {dirs[run]} ...', flush=True)
         seconds = execute(path, dirs['digits'])      # the photos chapter finds its run beside the digits one
         if file_hash(dirs[run] / 'metrics.json') != record['runs'][run]['metrics_sha256']:
