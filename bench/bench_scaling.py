@@ -113,6 +113,8 @@ def main():
     p.add_argument('--metric-grids', type=int, default=64)
     p.add_argument('--approx-above', type=int, default=None, help='override APPROX_KNN_ABOVE for the codebook runs')
     p.add_argument('--out', type=Path, default=ROOT / 'bench' / 'results' / 'scaling.json')
+    p.add_argument('--note', default='shared machine: other jobs may have been running (see the load averages)',
+                   help='what else ran on the machine, recorded with the results')
     p.add_argument('--child', nargs='+', default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -121,7 +123,7 @@ def main():
                'metric': lambda: metric_cost(int(rest[0]))}[kind]()
         print(json.dumps(res)); return
     result = {'machine': {'platform': platform.platform(), 'cpus': os.cpu_count(), 'torch_threads': 1,
-                          'load_average_at_start': os.getloadavg(), 'note': 'shared machine: other agents were running'},
+                          'load_average_at_start': os.getloadavg(), 'note': args.note},
               'settings': {'D': D, 'active_channels': ACTIVE, 'K': K, 'subsample': 4000, 'knn': 10}, 'runs': [], 'knn': []}
     def save():
         result['machine']['load_average_now'] = os.getloadavg()
