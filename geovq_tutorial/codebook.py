@@ -29,7 +29,8 @@ __all__ = ['CODEBOOKS', 'DATA_FIELDS', 'PRECISION_STAGE', 'METRIC_STAGE', 'CODEB
            'subsample_indices', 'EuclideanKMedoidsCodebook', 'GeodesicCodebook', 'UncertainGeodesicCodebook',
            'make_codebook', 'codebook_params', 'training_grids', 'Geometry', 'fit_codebook', 'load_or_fit_precision',
            'run_geometry', 'training_metric', 'load_or_fit_codebook', 'psnr_from_mse', 'GeodesicReference',
-           'evaluate_codebook', 'run_references', 'compare_codebooks', 'summarize', 'codebook_stage']
+           'reference_metrics', 'reference_edges', 'evaluate_codebook', 'run_references', 'compare_codebooks',
+           'summarize', 'codebook_stage']
 
 # %% ../nbs/04_codebook.ipynb #86096d83
 @dataclass
@@ -505,10 +506,18 @@ class Geometry:
         G = ContextDecoder(vae, self.ctx, self.cells)
         return G if self.precision is None else with_uncertainty(G, self.precision)
 
-    def metric(self, vae: SpatialVAE, vectors: torch.Tensor) -> torch.Tensor:
-        "Metric tensors [n, D, D] of vectors [n, D]: E_c[J^T J] (+ J_sigma^T J_sigma)."
-        M = pullback_metric(ContextDecoder(vae, self.ctx, self.cells), vectors.to(module_device(vae)))
+    def decoder_metric(self, vae: SpatialVAE, vectors: torch.Tensor) -> torch.Tensor:
+        "The decoder's part E_c[J^T J] [n, D, D] of the metric of vectors [n, D] (the expensive part)."
+        return pullback_metric(ContextDecoder(vae, self.ctx, self.cells), vectors.to(module_device(vae)))
+
+    def metric(self, vae: SpatialVAE, vectors: torch.Tensor, decoder_part: torch.Tensor | None = None) -> torch.Tensor:
+        "Metric tensors [n, D, D] of vectors [n, D]: E_c[J^T J] (`decoder_part` when already computed) (+ J_sigma^T J_sigma)."
+        M = self.decoder_metric(vae, vectors) if decoder_part is None else decoder_part
         return M if self.precision is None else M + pullback_metric(self.precision.cpu(), vectors.cpu(), batch_size=4096)
+
+    def same_contexts(self, other: Geometry) -> bool:
+        "Whether `other` averages over the same contexts (so that both share the decoder's part of the metric)."
+        return torch.equal(self.ctx, other.ctx) and torch.equal(self.cells, other.cells)
 
 # %% ../nbs/04_codebook.ipynb #c217690a
 @patch_to(Geometry)
@@ -669,28 +678,44 @@ def _with_codewords(self, codewords: torch.Tensor, metric: torch.Tensor | None):
 
 @patch_to(GeodesicReference)
 def distances(self, v: torch.Tensor, v_metric: torch.Tensor, codewords: torch.Tensor, ids: torch.Tensor,
-              codeword_metric: torch.Tensor | None = None) -> np.ndarray:
-    "Geodesic distance from each vector v [Q, D] (metric [Q, D, D]) to its codeword codewords[ids], along the reference graph."
+              codeword_metric: torch.Tensor | None = None, edges=None) -> np.ndarray:
+    """Geodesic distance from each vector v [Q, D] (metric [Q, D, D]) to its codeword codewords[ids], along the reference graph;
+    `edges`: v's edges into the graph (`self.graph.attach(v, v_metric)`) when already made."""
     from scipy.sparse.csgraph import dijkstra
     used = np.unique(ids.numpy())
     A = self._with_codewords(codewords[used], None if codeword_metric is None else codeword_metric[used])
     N = self.graph.N
     Dc = dijkstra(A, directed=True, indices=N + np.arange(len(used)))[:, :N]                   # [used codewords, N]
-    nbr, w = self.graph.attach(v, v_metric)
+    nbr, w = self.graph.attach(v, v_metric) if edges is None else edges
     return (w + Dc[np.searchsorted(used, ids.numpy())[:, None], nbr]).min(1)
 
 @patch_to(GeodesicReference)
 def nearest(self, v: torch.Tensor, v_metric: torch.Tensor, codewords: torch.Tensor,
-            codeword_metric: torch.Tensor | None = None) -> tuple[torch.Tensor, np.ndarray]:
+            codeword_metric: torch.Tensor | None = None, edges=None) -> tuple[torch.Tensor, np.ndarray]:
     "The geodesic-nearest codeword of each vector along the reference graph (one multi-source Dijkstra): ids [Q] and distances [Q]."
     from scipy.sparse.csgraph import dijkstra
     N = self.graph.N
     A = self._with_codewords(codewords, codeword_metric)
     dist, _, src = dijkstra(A, directed=True, indices=N + np.arange(len(codewords)), min_only=True, return_predecessors=True)
-    nbr, w = self.graph.attach(v, v_metric)
+    nbr, w = self.graph.attach(v, v_metric) if edges is None else edges
     tot = w + dist[nbr]
     best = tot.argmin(1)
     return torch.as_tensor(src[nbr[np.arange(len(v)), best]] - N, dtype=torch.long), tot[np.arange(len(v)), best]
+
+# %% ../nbs/04_codebook.ipynb #732fb9e8
+def reference_metrics(refs: dict, vae: SpatialVAE, vectors: torch.Tensor) -> dict[str, torch.Tensor]:
+    "{measure: metric tensors [n, D, D]} of `vectors` under each reference's geometry, the decoder's part once per set of contexts."
+    parts, out = [], {}
+    for k, r in refs.items():
+        g = r.geometry
+        M = next((M for h, M in parts if h.same_contexts(g)), None)
+        if M is None: parts.append((g, M := g.decoder_metric(vae, vectors)))
+        out[k] = g.metric(vae, vectors, decoder_part=M)
+    return out
+
+def reference_edges(refs: dict, v: torch.Tensor, metric: dict) -> dict:
+    "{measure: (graph nodes [Q, k], pull-back lengths [Q, k])}: the edges attaching vectors v [Q, D] to each reference graph."
+    return {k: r.graph.attach(v, metric[k]) for k, r in refs.items()}
 
 # %% ../nbs/04_codebook.ipynb #b9161060
 ASSIGN_RULES = ('euclidean', 'geodesic', 'geodesic_unc')
@@ -698,27 +723,31 @@ REFERENCE_OF = {'geodesic': 'geodesic_distortion', 'geodesic_unc': 'geodesic_dis
 
 @torch.no_grad()
 def evaluate_codebook(cb: Codebook, vae: SpatialVAE, x: torch.Tensor, reference, mu: torch.Tensor | None = None,
-                      metric=None, assign: str | None = None) -> dict:
+                      metric=None, assign: str | None = None, codeword_metric: dict | None = None, edges: dict | None = None) -> dict:
     """Every number of the fair comparison (`METRICS`) for codebook `cb` on images `x`. `reference` is a `GeodesicReference` or a
     dict {measure: reference} of `REFERENCE_OF`'s measures, `metric` the test vectors' metric tensors (the same shape of dict).
-    `assign`: None (the codebook's own rule) or one of `ASSIGN_RULES`."""
+    `assign`: None (the codebook's own rule) or one of `ASSIGN_RULES`. `codeword_metric`, `edges`: `reference_metrics` of the
+    codewords and `reference_edges` of the vectors, for a caller that scores several rules or codebooks on the same vectors."""
     refs = reference if isinstance(reference, dict) else {'geodesic_distortion': reference}
     mu = encode_means(vae, x) if mu is None else mu
     v = grid_to_vectors(mu)
     mets = metric if isinstance(metric, dict) else {'geodesic_distortion': metric}
-    mets = {k: refs[k].geometry.metric(vae, v) if mets.get(k) is None else mets[k] for k in refs}
-    cw_metric = {k: r.geometry.metric(vae, cb.codewords) for k, r in refs.items()}
+    missing = {k: r for k, r in refs.items() if mets.get(k) is None}
+    mets = {**{k: mets[k] for k in refs if k not in missing}, **reference_metrics(missing, vae, v)}
+    cw_metric = codeword_metric or reference_metrics(refs, vae, cb.codewords)
+    edges = edges or reference_edges(refs, v, mets)
     rule = assign or (('geodesic_unc' if cb.uncertainty else 'geodesic') if cb.needs_metric else 'euclidean')
     if rule not in ASSIGN_RULES: raise ValueError(f"assign must be one of {ASSIGN_RULES}; got {rule!r}")
     if rule == 'euclidean': ids = nearest_codeword(v, cb.codewords)
     elif REFERENCE_OF[rule] not in refs: raise ValueError(f"assign={rule!r} needs the reference {REFERENCE_OF[rule]!r}")
-    else: ids = refs[REFERENCE_OF[rule]].nearest(v, mets[REFERENCE_OF[rule]], cb.codewords, cw_metric[REFERENCE_OF[rule]])[0]
+    else: ids = refs[REFERENCE_OF[rule]].nearest(v, mets[REFERENCE_OF[rule]], cb.codewords, cw_metric[REFERENCE_OF[rule]], edges[REFERENCE_OF[rule]])[0]
     q = vectors_to_grid(cb.decode(ids), len(mu))
     rec_q, rec_mu = (in_batches(vae.decode, g, device=module_device(vae)) for g in (q, mu))
     mse, mse_vae = float(((rec_q - x) ** 2).mean()), float(((rec_q - rec_mu) ** 2).mean())
     return {'method': cb.name, 'assign': rule, 'K': cb.K, 'seed': cb.seed, 'mse': mse, 'psnr': psnr_from_mse(mse), 'mse_vs_vae': mse_vae,
             'psnr_vs_vae': psnr_from_mse(mse_vae), 'latent_distortion': float((v - cb.codewords[ids]).norm(dim=1).mean()),
-            **{k: float(r.distances(v, mets[k], cb.codewords, ids, cw_metric[k]).mean()) for k, r in refs.items()}, **code_usage(ids, cb.K)}
+            **{k: float(r.distances(v, mets[k], cb.codewords, ids, cw_metric[k], edges[k]).mean()) for k, r in refs.items()},
+            **code_usage(ids, cb.K)}
 
 # %% ../nbs/04_codebook.ipynb #906e0c03
 def run_references(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplits) -> dict[str, GeodesicReference]:
@@ -735,16 +764,15 @@ def compare_codebooks(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplits, m
     refs = run_references(cfg, vae, data)
     x = data.split(split)[0]
     mu = encode_means(vae, x)
-    M = refs['geodesic_distortion'].geometry.metric(vae, grid_to_vectors(mu))
-    metric = {'geodesic_distortion': M, 'geodesic_distortion_unc': M + pullback_metric(refs['geodesic_distortion_unc'].geometry.precision,
-                                                                                        grid_to_vectors(mu), batch_size=4096)}
-    rows = []
+    metric = reference_metrics(refs, vae, grid_to_vectors(mu))
+    edges, rows = reference_edges(refs, grid_to_vectors(mu), metric), []     # the test vectors' side, once for every codebook
     for K in Ks:
         for seed in seeds:
             for method in methods or CODEBOOKS:
                 cb = load_or_fit_codebook(cfg, vae, data, method, K, seed)
+                cw = reference_metrics(refs, vae, cb.codewords)
                 for rule in ('euclidean', 'geodesic') + (('geodesic_unc',) if cb.uncertainty else ()):
-                    rows.append(evaluate_codebook(cb, vae, x, refs, mu, metric, assign=rule))
+                    rows.append(evaluate_codebook(cb, vae, x, refs, mu, metric, assign=rule, codeword_metric=cw, edges=edges))
                     if verbose: print(f"K={K:4d} seed={seed} {method:12s} {rule:12s} " + ' '.join(f'{m}={rows[-1][m]:.4g}' for m in METRICS if m in rows[-1]))
     return rows
 

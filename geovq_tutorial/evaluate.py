@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch_to
 
-from .core import (Config, setting, at_least, declare_stage, STAGES, StageError, CheckpointError, Trainer,
+from .core import (Config, setting, at_least, declare_stage, STAGES, StageError, ConfigError, CheckpointError, Trainer,
                                  setup_run, seed_everything, module_device, in_batches, load_checkpoint, load_weights,
                                  fingerprint)
 from .data import ImageSplits, load_dataset_for, check_images
@@ -26,7 +26,7 @@ from .vae import SpatialVAE, CELLS, grid_downsamplings, load_or_train_vae, encod
 from .geometry import pullback_metric
 from .codebook import (CODEBOOKS, METRICS, code_usage, grid_to_vectors, load_or_fit_codebook, training_metric,
                                      evaluate_codebook, psnr_from_mse, REFERENCE_OF, load_or_fit_precision,
-                                     run_geometry, run_references, METRIC_STAGE)
+                                     run_geometry, run_references, METRIC_STAGE, reference_metrics, reference_edges)
 from .prior import load_or_train_prior, token_nll, baseline_nlls, sample_tokens, sample_per_position, tokens_to_images
 from .finetune import FinetuneConfig, load_or_finetune_decoder, load_or_train_vqvae, encode_tokens
 
@@ -40,7 +40,8 @@ __all__ = ['FEATURE_SPACES', 'VARIANT_LABELS', 'TABLE_COLUMNS', 'HIGHER_IS_BETTE
            'compare_variants', 'space_disagreements', 'check_targets', 'decode_latents', 'seed_config', 'split_latents',
            'split_metric', 'codebook_tokens', 'method_models', 'vqvae_models', 'load_run_models', 'draw_generator',
            'score_codebook', 'score_vae_and_vqvae', 'source_rows', 'other_source_rows', 'evaluation_upstream',
-           'run_scorer', 'score_run', 'evaluate_run', 'evaluate_seeds', 'evaluate_seed', 'load_evaluation_samples']
+           'run_scorer', 'check_sample_size', 'score_run', 'evaluate_run', 'evaluate_seeds', 'evaluate_seed',
+           'load_evaluation_samples']
 
 # %% ../nbs/07_evaluate.ipynb #62575a25
 @dataclass
@@ -625,13 +626,16 @@ def _sample_columns(scorer: SampleScorer, decoder: SpatialVAE, codebook, sampled
     return {**s, **ratios}, imgs
 
 # %% ../nbs/07_evaluate.ipynb #17ef6f73
-def score_codebook(cfg: EvalConfig, m: str, models, x: torch.Tensor, scorer: SampleScorer, reference, vae_recon) -> tuple[dict, dict, dict]:
-    "The variants `m` and `m+ft` (metrics), their decoded samples, and the codebook chapter's fair row of `m`."
+def score_codebook(cfg: EvalConfig, m: str, models, x: torch.Tensor, scorer: SampleScorer, reference, vae_recon,
+                   edges: dict | None = None) -> tuple[dict, dict, dict]:
+    "The variants `m` and `m+ft` (metrics), their decoded samples, and the codebook chapter's fair row of `m` (`edges`: `reference_edges`)."
     vae, cb, tokens = models.vae, models.codebooks[m], models.tokens[m]
-    fair = evaluate_codebook(cb, vae, x, reference, models.grids['test'], models.metric['test'])
+    edges = edges or reference_edges(reference, grid_to_vectors(models.grids['test']), models.metric['test'])
+    same = dict(codeword_metric=reference_metrics(reference, vae, cb.codewords), edges=edges)     # shared by the three rows
+    fair = evaluate_codebook(cb, vae, x, reference, models.grids['test'], models.metric['test'], **same)
     shared = {**code_usage(tokens['test'], cb.K), **{k: fair[k] for k in ('latent_distortion', 'geodesic_distortion', 'geodesic_distortion_unc')}}
     for rule in ('euclidean', 'geodesic'):      # every codebook under both assignment rules: where codewords sit vs how vectors are assigned
-        r = evaluate_codebook(cb, vae, x, reference, models.grids['test'], models.metric['test'], assign=rule)
+        r = evaluate_codebook(cb, vae, x, reference, models.grids['test'], models.metric['test'], assign=rule, **same)
         shared.update({f'{k}_by_{rule}': r[k] for k in ('mse', 'geodesic_distortion', 'geodesic_distortion_unc')})
     prior_cols, sampled, unigram = _prior_columns(models.priors[m], tokens, cb.K, cfg.n_samples, cfg)
     variants, samples = {}, {f'{m}/unigram': tokens_to_images(vae, cb, unigram)}
@@ -694,6 +698,15 @@ def run_scorer(cfg: EvalConfig, data: ImageSplits, device=None) -> SampleScorer:
     scorer.networks = {s: net for s, (net, _) in nets.items()}
     return scorer
 
+# %% ../nbs/07_evaluate.ipynb #b1ab0b78
+def check_sample_size(cfg: EvalConfig, data: ImageSplits, k: int = 3):
+    "Refuse, before anything is trained, more `n_samples` than the real images of `data` can score (`SampleScorer` needs n + k + 1)."
+    n_real = len(data.train) + len(data.val) + len(data.test)
+    if n_real < cfg.n_samples + k + 1:
+        raise ConfigError(f"n_samples={cfg.n_samples} needs more than {cfg.n_samples + k} real images to score against; this "
+                          f"{cfg.dataset} data has {n_real}. Use --n-samples {n_real - k - 1} or fewer"
+                          + (' or more --photo-patches' if cfg.dataset == 'photos' else ''))
+
 # %% ../nbs/07_evaluate.ipynb #7379e3a5
 def score_run(cfg: EvalConfig, data: ImageSplits, models, scorer: SampleScorer, compare_sources: bool,
               settings: dict, say=print) -> tuple[dict, dict]:
@@ -702,8 +715,9 @@ def score_run(cfg: EvalConfig, data: ImageSplits, models, scorer: SampleScorer, 
     variants, samples = score_vae_and_vqvae(cfg, models, x, scorer)
     reference = run_references(cfg, models.vae, data)           # both yardsticks: expected and uncertainty-aware metric
     vae_recon, sources = decode_latents(models.vae, models.grids['test']), {}
+    edges = reference_edges(reference, grid_to_vectors(models.grids['test']), models.metric['test'])   # once for every codebook
     for m in cfg.methods:
-        v, smp, sources[f'{m}[{cfg.codebook_source}]'] = score_codebook(cfg, m, models, x, scorer, reference, vae_recon)
+        v, smp, sources[f'{m}[{cfg.codebook_source}]'] = score_codebook(cfg, m, models, x, scorer, reference, vae_recon, edges)
         variants.update(v); samples.update(smp)
         say(f"  seed {cfg.seed}: {m} scored ({time.perf_counter() - t0:.1f} s)")
     if compare_sources: sources.update(other_source_rows(cfg, models, data, reference))

@@ -30,7 +30,7 @@ from .vae import load_or_train_vae, encode_means
 from .codebook import METRICS
 from .prior import tokens_to_images
 from .finetune import load_or_finetune_decoder
-from .evaluate import (EvalConfig, evaluate_seed, run_scorer, split_latents, method_models, vqvae_models, load_run_models, seed_config, results_table, check_targets, TABLE_COLUMNS,
+from .evaluate import (EvalConfig, evaluate_seed, run_scorer, check_sample_size, split_latents, method_models, vqvae_models, load_run_models, seed_config, results_table, check_targets, TABLE_COLUMNS,
                                      VARIANT_LABELS, load_evaluation_samples, compare_variants,
                                      space_disagreements, t_interval, decode_latents)
 
@@ -165,6 +165,7 @@ def begin_run(cfg: RunConfig, force=(), say=print):
     check_run(cfg, force)
     device = setup_run(cfg)
     data = load_dataset_for(cfg)         # an unknown or missing dataset fails here, before anything is written
+    check_sample_size(cfg, data)         # and so do more samples than its real images can score
     clear_stale(cfg, force, say)
     save_json(cfg.to_dict(), Path(cfg.run_dir) / 'config.json')
     return device, data
