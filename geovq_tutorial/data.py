@@ -38,8 +38,8 @@ class DataConfig(Config):
     download: bool = setting(True, 'download torchvision datasets when they are missing (needs a network)')
     val_fraction: float = setting(0.1, 'fraction of the training images held out for validation', fraction)
     test_fraction: float = setting(0.1, 'fraction of the images held out for the test split (bundled sets only)', fraction)
-    photo_patches: int = setting(300, 'number of 32x32 photo patches (train + val + test, split by the fractions); '
-                                 'the default keeps `geovq run --dataset photos` near 10 minutes on 2 CPU cores', at_least(20))
+    photo_patches: int = setting(100, 'number of 32x32 photo patches to train and test on (train + val + test, split by the '
+                                 'fractions; the sample scorer draws its own 1024 more); a run takes about linear time in it', at_least(20))
 
 # %% ../nbs/01_data.ipynb #2e5d5425
 class DatasetError(ValueError):
@@ -57,13 +57,15 @@ class ImageSplits:
     val_labels: torch.Tensor
     test_labels: torch.Tensor
     classes: list[str]
+    reference: torch.Tensor | None = None   # more real images for the sample scorer only: never trained or tested on
 
     @property
     def image_shape(self) -> tuple[int, int, int]: return tuple(self.train.shape[1:])
 
     def __repr__(self):
+        more = '' if self.reference is None else f", reference={len(self.reference)}"
         return (f"ImageSplits({self.name!r}, image_shape={self.image_shape}, train={len(self.train)}, "
-                f"val={len(self.val)}, test={len(self.test)}, classes={len(self.classes)})")
+                f"val={len(self.val)}, test={len(self.test)}{more}, classes={len(self.classes)})")
 
 # %% ../nbs/01_data.ipynb #3082c1fd
 @patch_to(ImageSplits)
@@ -71,6 +73,16 @@ def split(self, which: str) -> tuple[torch.Tensor, torch.Tensor]:
     "Images and labels of 'train', 'val' or 'test'."
     if which not in ('train', 'val', 'test'): raise ValueError(f"split must be 'train', 'val' or 'test', got {which!r}")
     return getattr(self, which), getattr(self, f'{which}_labels')
+
+@patch_to(ImageSplits, as_prop=True)
+def n_real(self) -> int:
+    "How many real images the sample scorer has: every split and the `reference`."
+    return len(self.train) + len(self.val) + len(self.test) + (0 if self.reference is None else len(self.reference))
+
+@patch_to(ImageSplits)
+def real_images(self) -> torch.Tensor:
+    "Every real image [n_real, C, H, W]: train, val, test and the `reference` (the sample scorer's real distribution)."
+    return torch.cat([self.train, self.val, self.test, *([] if self.reference is None else [self.reference])])
 
 # %% ../nbs/01_data.ipynb #2199bcf0
 def split_indices(n: int, fractions: tuple[float, ...], seed: int = 0) -> list[np.ndarray]:
@@ -106,9 +118,10 @@ def _random_crops(photos: list[np.ndarray], band: tuple[int, int], n: int, size:
     return torch.from_numpy(np.stack(crops)), torch.from_numpy(which).long()
 
 # %% ../nbs/01_data.ipynb #d48ec16a
-def load_photo_patches(n_patches: int = 300, val_fraction: float = 0.1, test_fraction: float = 0.1, size: int = 32,
-                       split_seed: int = 0, **_) -> ImageSplits:
-    "`n_patches` random `size`x`size` RGB crops from scikit-learn's sample photos; splits come from disjoint column bands."
+def load_photo_patches(n_patches: int = 100, val_fraction: float = 0.1, test_fraction: float = 0.1, size: int = 32,
+                       split_seed: int = 0, n_reference: int = 1024, **_) -> ImageSplits:
+    """`n_patches` random `size`x`size` RGB crops from scikit-learn's sample photos; splits come from disjoint column bands.
+    `n_reference` more crops, from the three bands in the splits' proportions, are the sample scorer's `reference`."""
     from sklearn.datasets import load_sample_images
     n_val, n_test = round(n_patches * val_fraction), round(n_patches * test_fraction)
     if min(n_val, n_test, n_patches - n_val - n_test) < 1:
@@ -118,9 +131,12 @@ def load_photo_patches(n_patches: int = 300, val_fraction: float = 0.1, test_fra
     bands = {'train': (0, int(0.7 * width)), 'val': (int(0.7 * width) + gap, int(0.85 * width))}
     bands['test'] = (bands['val'][1] + gap, width)
     rng = np.random.default_rng(split_seed)
-    (xtr, ytr), (xva, yva), (xte, yte) = [_random_crops(photos, bands[s], n, size, rng) for s, n in
-                                          (('train', n_patches - n_val - n_test), ('val', n_val), ('test', n_test))]
-    return ImageSplits('photos', xtr, xva, xte, ytr, yva, yte, ['china', 'flower'])
+    sizes = {'train': n_patches - n_val - n_test, 'val': n_val, 'test': n_test}
+    (xtr, ytr), (xva, yva), (xte, yte) = [_random_crops(photos, bands[s], n, size, rng) for s, n in sizes.items()]
+    ref_sizes = {'val': round(n_reference * val_fraction), 'test': round(n_reference * test_fraction)}
+    ref_sizes = {'train': n_reference - sum(ref_sizes.values()), **ref_sizes}
+    ref = torch.cat([_random_crops(photos, bands[s], n, size, rng)[0] for s, n in ref_sizes.items()]) if n_reference > 0 else None
+    return ImageSplits('photos', xtr, xva, xte, ytr, yva, yte, ['china', 'flower'], reference=ref)
 
 # %% ../nbs/01_data.ipynb #660bd5bc
 _MNIST_FILES = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte']
@@ -221,13 +237,14 @@ def check_images(x: torch.Tensor, what: str = 'images') -> torch.Tensor:
 
 # %% ../nbs/01_data.ipynb #a7ab25af
 def load_dataset(name: str, data_root: str | os.PathLike = 'data', download: bool = True, val_fraction: float = 0.1,
-                 test_fraction: float = 0.1, split_seed: int = 0, photo_patches: int = 300) -> ImageSplits:
+                 test_fraction: float = 0.1, split_seed: int = 0, photo_patches: int = 100) -> ImageSplits:
     "Load dataset `name` (see `DATASETS`) as checked `ImageSplits`."
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
     splits = DATASETS[name](data_root=data_root, download=download, val_fraction=val_fraction,
                             test_fraction=test_fraction, split_seed=split_seed, n_patches=photo_patches)
-    for s in ('train', 'val', 'test'): check_images(getattr(splits, s), f"{name} {s} images")
+    for s in ('train', 'val', 'test', 'reference'):
+        if getattr(splits, s) is not None: check_images(getattr(splits, s), f"{name} {s} images")
     return splits
 
 def load_dataset_for(cfg: DataConfig) -> ImageSplits:

@@ -35,7 +35,7 @@ __all__ = ['FEATURE_SPACES', 'VARIANT_LABELS', 'TABLE_COLUMNS', 'HIGHER_IS_BETTE
            'FeatureClassifier', 'check_image_shape', 'classifier_accuracy', 'classifier_loss', 'train_classifier',
            'load_or_train_classifier', 'classifier_features', 'classifier_probs', 'FeatureAutoencoder',
            'autoencoder_loss', 'autoencoder_mse', 'autoencoder_features', 'load_or_train_feature_ae', 'space_prefix',
-           'frechet_distance', 'precision_recall', 'inception_score', 'pixel_stats', 'SampleScorer',
+           'frechet_distance', 'precision_recall', 'inception_score', 'pixel_stats', 'min_real_images', 'SampleScorer',
            'reconstruction_metrics', 'results_table', 't_interval', 'paired_difference', 'verdict', 'comparison_pairs',
            'compare_variants', 'space_disagreements', 'check_targets', 'decode_latents', 'seed_config', 'split_latents',
            'split_metric', 'codebook_tokens', 'method_models', 'vqvae_models', 'load_run_models', 'draw_generator',
@@ -293,12 +293,16 @@ def pixel_stats(x: torch.Tensor) -> dict:
     return {'contrast': x.flatten(1).std(1).mean().item(), 'sharpness': (grad / x[0].numel()).mean().item()}
 
 # %% ../nbs/07_evaluate.ipynb #7fec7459
+def min_real_images(n: int, k: int = 3) -> int:
+    "Real images a scorer of n samples needs: n floor images, and k + 1 in the reference (precision's k-th neighbour, and one more)."
+    return n + k + 1
+
 class SampleScorer:
     "Sample metrics in every feature space against the real images, per draw, each draw with its own real-vs-real floor."
     def __init__(self, spaces: dict, real: torch.Tensor, n: int, draws: int = 3, k: int = 3, max_reference: int = 4000,
                  seed: int = 0, probs=None):
-        if len(real) < n + k + 1: raise ValueError(f"scoring n={n} samples needs more than {n + k} real images; got {len(real)}. "
-                                                   "Score fewer samples (n_samples)")
+        if len(real) < min_real_images(n, k):
+            raise ValueError(f"scoring n={n} samples needs more than {n + k} real images; got {len(real)}. Score fewer samples (n_samples)")
         self.n, self.draws, self.k, self.probs = n, draws, k, probs
         self.real = {s: embed(check_images(real, 'real images')) for s, embed in spaces.items()}
         self.embed = dict(spaces)
@@ -690,19 +694,20 @@ def evaluation_upstream(models, scorer: SampleScorer) -> dict:
 
 def run_scorer(cfg: EvalConfig, data: ImageSplits, device=None) -> SampleScorer:
     """The sample scorer of a run: the networks of `cfg.feature_spaces` (trained in `cfg.run_dir` on its training split), every
-    real image of `data` (train, val and test) as the real distribution, `cfg.n_draws` draws of `cfg.n_samples` samples."""
+    real image of `data` (`ImageSplits.real_images`: train, val, test and any reference) as the real distribution, `cfg.n_draws`
+    draws of `cfg.n_samples` samples."""
     nets = {s: FEATURE_SPACES[s](cfg, data, device) for s in cfg.spaces}
     probs = (lambda x, c=nets['classifier'][0]: classifier_probs(c, x)) if 'classifier' in nets else None
-    scorer = SampleScorer({s: embed for s, (_, embed) in nets.items()}, torch.cat([data.train, data.val, data.test]), cfg.n_samples,
+    scorer = SampleScorer({s: embed for s, (_, embed) in nets.items()}, data.real_images(), cfg.n_samples,
                           cfg.n_draws, max_reference=cfg.max_reference, probs=probs)
     scorer.networks = {s: net for s, (net, _) in nets.items()}
     return scorer
 
 # %% ../nbs/07_evaluate.ipynb #b1ab0b78
 def check_sample_size(cfg: EvalConfig, data: ImageSplits, k: int = 3):
-    "Refuse, before anything is trained, more `n_samples` than the real images of `data` can score (`SampleScorer` needs n + k + 1)."
-    n_real = len(data.train) + len(data.val) + len(data.test)
-    if n_real < cfg.n_samples + k + 1:
+    "Refuse, before anything is trained, more `n_samples` than the real images of `data` can score (`min_real_images`)."
+    n_real = data.n_real
+    if n_real < min_real_images(cfg.n_samples, k):
         raise ConfigError(f"n_samples={cfg.n_samples} needs more than {cfg.n_samples + k} real images to score against; this "
                           f"{cfg.dataset} data has {n_real}. Use --n-samples {n_real - k - 1} or fewer"
                           + (' or more --photo-patches' if cfg.dataset == 'photos' else ''))
