@@ -10,7 +10,8 @@ The canonical runs are made by `geovq run` itself: the digits with five evaluati
 photo patches with every default, for the natural-images chapter. A notebook finds them through `GEOVQ_TUTORIAL_RUN_DIR`
 (`tutorial_config` in the VAE chapter). After each notebook: its widget state is dropped (a live widget's saved state is
 megabytes and shows nothing without a kernel), `nbdev_clean` tidies it, and `docs/executed.json` records the hash of its code
-cells and of the run's `metrics.json` it was executed against, with the run's headline numbers (the verdict lines'
+cells and the fingerprint of the run it was executed against (`run_fingerprint`: the sha256 of the run's `metrics.json`
+without its wall times and folder, so that the same run made again elsewhere matches), with the run's headline numbers (the verdict lines'
 comparisons and the targets). `tests/test_saved_outputs.py` checks that record: a chapter whose code changed since its
 outputs were saved, a chapter executed against another run, or a saved headline number (README, landing page, evaluation
 chapter) that differs from the run's fails the tests. Finally the README is written again from the landing page.
@@ -65,7 +66,21 @@ def code_hash(nb: dict) -> str:
     return hashlib.sha256(src.encode()).hexdigest()
 
 
-def file_hash(path: Path) -> str: return hashlib.sha256(path.read_bytes()).hexdigest()
+VOLATILE = ('run_dir', 'seconds', 'timings')   # what differs between two runs of the same code and settings: wall times, folder
+
+
+def without_volatile(x):
+    "`x` (a run's metrics.json, parsed) without the keys in `VOLATILE`, at any depth."
+    if isinstance(x, dict): return {k: without_volatile(v) for k, v in x.items() if k not in VOLATILE}
+    if isinstance(x, list): return [without_volatile(v) for v in x]
+    return x
+
+
+def run_fingerprint(metrics_path: Path) -> str:
+    """sha256 of a run's metrics.json without its wall times and folder: two runs that computed the same numbers share it,
+    so a run made again on another machine (the same code and settings, deterministic on the CPU) is recognised as the same."""
+    metrics = without_volatile(json.loads(metrics_path.read_text()))
+    return hashlib.sha256(json.dumps(metrics, sort_keys=True).encode()).hexdigest()
 
 
 def headline(metrics: dict) -> dict:
@@ -129,7 +144,7 @@ def record_run(record: dict, name: str, run_dir: Path) -> None:
     if not metrics_path.exists():
         raise SystemExit(f"{metrics_path} does not exist: `geovq run` did not finish there; run `python docs/execute.py` "
                          "without --no-run to make the run first")
-    record['runs'][name] = {'command': ' '.join(['geovq run', *CANONICAL_RUNS[name]]), 'metrics_sha256': file_hash(metrics_path),
+    record['runs'][name] = {'command': ' '.join(['geovq run', *CANONICAL_RUNS[name]]), 'metrics_sha256': run_fingerprint(metrics_path),
                             'headline': headline(json.loads(metrics_path.read_text()))}
 
 
@@ -173,7 +188,7 @@ def main(argv=None) -> int:
         run = run_of(path)
         print(f'executing {path.name} against {dirs[run]} ...', flush=True)
         seconds = execute(path, dirs['digits'])      # the photos chapter finds its run beside the digits one
-        if file_hash(dirs[run] / 'metrics.json') != record['runs'][run]['metrics_sha256']:
+        if run_fingerprint(dirs[run] / 'metrics.json') != record['runs'][run]['metrics_sha256']:
             raise SystemExit(f"{path.name} changed {dirs[run] / 'metrics.json'} while it ran (a stage was made again): the chapters "
                              "executed before it show the old run; run `python docs/execute.py` again to execute them all against the new one")
         record['chapters'][path.name] = {'code_sha256': code_hash(json.loads(path.read_text())), 'run': run,

@@ -52,6 +52,16 @@ def test_the_check_notices_a_changed_cell_and_another_run(execute, record, tmp_p
     assert any(l.startswith('07_evaluate.ipynb was executed against another digits run') for l in execute.stale(other, tmp_path))
 
 
+def test_a_runs_fingerprint_ignores_its_wall_times_and_folder_but_not_its_numbers(execute, tmp_path):
+    metrics = {'dataset': 'digits', 'table': [{'variant': 'vae', 'mse': {'mean': 0.0123}}],
+               'per_seed': [{'seed': 0, 'run_dir': '/a', 'seconds': 41.0, 'timings': {'scoring': 3.2}, 'device': 'cpu'}]}
+    def fingerprint(m, name):
+        (tmp_path / name).write_text(json.dumps(m)); return execute.run_fingerprint(tmp_path / name)
+    again = copy.deepcopy(metrics); again['per_seed'][0].update(run_dir='/elsewhere', seconds=57.5, timings={'scoring': 9.9})
+    other = copy.deepcopy(metrics); other['table'][0]['mse']['mean'] = 0.0124
+    assert fingerprint(metrics, 'a.json') == fingerprint(again, 'b.json') != fingerprint(other, 'c.json')
+
+
 def test_readme_and_landing_page_show_the_runs_verdict(record):
     lines = verdict_lines(record['runs']['digits']['headline'])
     assert len(lines) > 4 and any(' — MSE vs x ' in l for l in lines)
