@@ -50,7 +50,7 @@ def place(self, v: torch.Tensor) -> torch.Tensor:
     if v.ndim != 2 or v.shape[1] != self.vectors.shape[1]:
         raise ValueError(f"place expects vectors of shape [n, {self.vectors.shape[1]}]; got {list(v.shape)}")
     if self.method == 'pca': return (v - self.mean) @ self.components.T
-    d = torch.cdist(v, self.vectors)
+    d = torch.cdist(v, self.vectors, compute_mode='donot_use_mm_for_euclid_dist')   # exact: a fitted vector is at distance 0
     dist, idx = d.topk(min(self.k, len(self.vectors)), dim=1, largest=False)
     w = 1 / dist.clamp_min(1e-12)
     w = torch.where(dist[:, :1] < 1e-9, (dist < 1e-9).float(), w)   # a vector that was fitted lands exactly on its point
