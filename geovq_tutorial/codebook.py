@@ -508,8 +508,7 @@ class Geometry:
 
     def decoder_metric(self, vae: SpatialVAE, vectors: torch.Tensor) -> torch.Tensor:
         "The decoder's part E_c[J^T J] [n, D, D] of the metric of vectors [n, D] (the expensive part)."
-        G = ContextDecoder(vae, self.ctx, self.cells)
-        return pullback_metric(G, vectors.to(module_device(vae)), batch_size=G.batch_size)
+        return pullback_metric(ContextDecoder(vae, self.ctx, self.cells), vectors.to(module_device(vae)))
 
     def metric(self, vae: SpatialVAE, vectors: torch.Tensor, decoder_part: torch.Tensor | None = None) -> torch.Tensor:
         "Metric tensors [n, D, D] of vectors [n, D]: E_c[J^T J] (`decoder_part` when already computed) (+ J_sigma^T J_sigma)."

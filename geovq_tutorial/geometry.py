@@ -326,8 +326,6 @@ class ContextDecoder(torch.nn.Module):
         self.register_buffer('ctx', (grids.reshape(C, D, CELLS) * (1 - onehot[:, None])).to(dev))
         self.register_buffer('onehot', onehot[:, None].to(dev))                                # [C, 1, 16]
         self.C, self.D = C, D
-        # vectors per `pullback_metric` batch: smaller for large images (bench/bench_contexts.py: 4-5 on 3x32x32, 8 on 8x8)
-        self.batch_size = max(1, min(8, 2 ** 18 // (C * math.prod(vae.image_shape))))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         n = len(z)
