@@ -33,9 +33,9 @@ __all__ = ['STAGES', 'ConfigError', 'setting', 'at_least', 'positive', 'non_nega
            'atomic_path', 'save_json', 'load_json', 'CheckpointError', 'save_checkpoint', 'read_meta',
            'load_checkpoint', 'load_weights', 'fingerprint', 'StageError', 'Stage', 'declare_stage', 'differences',
            'stage_lock', 'stage_order', 'downstream_of', 'seed_everything', 'pick_device', 'set_threads', 'setup_run',
-           'module_device', 'Job', 'spawnable', 'job_order', 'run_jobs', 'batches', 'in_batches', 'progress', 'Trainer',
-           'flatten_state', 'unflatten_state', 'format_table', 'config_sections', 'add_config_arguments',
-           'config_from_arguments']
+           'module_device', 'Job', 'spawnable', 'job_order', 'critical_paths', 'ready_jobs', 'run_jobs', 'batches',
+           'in_batches', 'progress', 'Trainer', 'flatten_state', 'unflatten_state', 'format_table', 'config_sections',
+           'add_config_arguments', 'config_from_arguments']
 
 # %% ../nbs/00_core.ipynb #1e17c96e
 class ConfigError(ValueError):
@@ -434,6 +434,19 @@ def job_order(jobs: list[Job]) -> list[Job]:
         out.append(ready[0])
     return out
 
+# %% ../nbs/00_core.ipynb #f81e49c6
+def critical_paths(jobs: list[Job]) -> dict[str, int]:
+    "{name: how many jobs the longest chain that starts at it holds, itself included}: how much work waits on each job."
+    height = {}
+    for j in reversed(job_order(jobs)):             # every job's downstream jobs come before it in this order
+        height[j.name] = 1 + max((height[k.name] for k in jobs if j.name in k.after), default=0)
+    return height
+
+def ready_jobs(waiting: list[Job], done, height: dict[str, int]) -> list[Job]:
+    "The `waiting` jobs whose upstream jobs are all `done`, the longest chain first (list order breaks ties)."
+    ready = [j for j in waiting if all(a in done for a in j.after)]
+    return sorted(ready, key=lambda j: -height[j.name])   # a stable sort: equal chains keep their list order
+
 # %% ../nbs/00_core.ipynb #2aa64c73
 def run_jobs(jobs: list[Job], workers: int = 1) -> dict:
     """Run `jobs` (see `Job`), `workers` at a time in spawned worker processes of `cpu_count // workers` torch threads each;
@@ -441,11 +454,11 @@ def run_jobs(jobs: list[Job], workers: int = 1) -> dict:
     order = job_order(jobs)
     if workers <= 1 or not all(map(spawnable, jobs)): return {j.name: j.fn(*j.args) for j in order}
     threads, results, running, waiting = max(1, (os.cpu_count() or 1) // workers), {}, {}, list(jobs)
+    height = critical_paths(jobs)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'), initializer=torch.set_num_threads,
                              initargs=(threads,)) as pool:
         while waiting or running:
-            ready = [j for j in waiting if all(a in results for a in j.after)]
-            for j in ready[:workers - len(running)]:       # submit only what can start now: list order is the priority
+            for j in ready_jobs(waiting, results, height)[:workers - len(running)]:   # submit only what can start now
                 waiting.remove(j); running[pool.submit(j.fn, *j.args)] = j.name
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for f in done: results[running.pop(f)] = f.result()
