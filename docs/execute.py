@@ -12,7 +12,8 @@ photo patches with every default, for the natural-images chapter. A notebook fin
 megabytes and shows nothing without a kernel), `nbdev_clean` tidies it, and `docs/executed.json` records the hash of its code
 cells and the fingerprint of the run it was executed against (`run_fingerprint`: the sha256 of the run's `metrics.json`
 without its wall times and folder, so that the same run made again elsewhere matches), with the run's headline numbers (the verdict lines'
-comparisons and the targets). `tests/test_saved_outputs.py` checks that record: a chapter whose code changed since its
+comparisons and the targets). A notebook whose code reads no run (`reads_run`: the core, data and CLI chapters) is executed
+against an empty folder that must stay empty, and recorded against no run, so that a new canonical run leaves it current. `tests/test_saved_outputs.py` checks that record: a chapter whose code changed since its
 outputs were saved, a chapter executed against another run, or a saved headline number (README, landing page, evaluation
 chapter) that differs from the run's fails the tests. Finally the README is written again from the landing page.
 """
@@ -25,6 +26,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,7 +48,8 @@ CANONICAL_RUNS = {   # run name -> the `geovq run` options that make it (besides
     'digits': ['--eval-seeds', '0,1,2,3,4'],
     'photos': ['--dataset', 'photos'],
 }
-PHOTOS_CHAPTERS = ('11_natural_images.ipynb',)   # executed against the photos run; every other notebook against the digits
+PHOTOS_CHAPTERS = ('11_natural_images.ipynb',)   # executed against the photos run; every other that reads a run, the digits
+RUN_READERS = ('chapter_setup(', 'tutorial_config(', 'GEOVQ_TUTORIAL_RUN_DIR')   # how a notebook's code reaches the canonical run
 
 
 def chapters(nbs: Path = NBS) -> list[Path]:
@@ -55,9 +58,16 @@ def chapters(nbs: Path = NBS) -> list[Path]:
     return [*rest, index]
 
 
-def run_of(path: Path) -> str:
-    "The canonical run a notebook is executed against: 'photos' for the natural-images chapter, 'digits' for every other."
-    return 'photos' if path.name in PHOTOS_CHAPTERS else 'digits'
+def reads_run(nb: dict) -> bool:
+    "Whether a notebook's code reaches the canonical run (calls one of `RUN_READERS`); the core, data and CLI chapters do not."
+    return any(r in ''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'code' for r in RUN_READERS)
+
+
+def run_of(path: Path) -> str | None:
+    """The canonical run a notebook is executed against: 'photos' for the natural-images chapter, 'digits' for every other
+    that reads a run, None for one that reads none (its outputs cannot depend on the run, so a new run leaves them current)."""
+    if path.name in PHOTOS_CHAPTERS: return 'photos'
+    return 'digits' if reads_run(json.loads(path.read_text())) else None
 
 
 def code_hash(nb: dict) -> str:
@@ -117,8 +127,16 @@ def strip_widget_state(path: Path) -> int:
     return dropped
 
 
-def execute(path: Path, run_dir: Path) -> float:
-    "Execute the notebook at `path` in place, top to bottom (slow cells included), against `run_dir`; return the seconds."
+def execute(path: Path, run_dir: Path | None) -> float:
+    """Execute the notebook at `path` in place, top to bottom (slow cells included), against `run_dir`; return the seconds.
+    With `run_dir` None (a notebook that reads no run) it is pointed at an empty folder, which must stay empty."""
+    if run_dir is None:
+        with tempfile.TemporaryDirectory() as empty:
+            seconds = execute(path, Path(empty))
+            if made := sorted(p.name for p in Path(empty).iterdir()):
+                raise SystemExit(f"{path.name} reads no canonical run (none of {RUN_READERS} in its code), but it wrote {made} "
+                                 "into the run folder it was given: add what it calls to RUN_READERS in docs/execute.py")
+        return seconds
     env = {**os.environ, 'GEOVQ_TUTORIAL_RUN_DIR': str(run_dir), 'GEOVQ_PROGRESS': '0'}
     t0 = time.perf_counter()
     subprocess.run([str(Path(sys.executable).parent / 'jupyter'), 'nbconvert', '--to', 'notebook', '--execute', '--inplace',
@@ -157,7 +175,9 @@ def stale(record: dict, nbs: Path = NBS) -> list[str]:
         if entry is None: out.append(f"{path.name} has no record of being executed against the canonical run: {fix}")
         elif entry['code_sha256'] != code_hash(json.loads(path.read_text())):
             out.append(f"{path.name}'s code changed since its outputs were saved: {fix}")
-        elif run not in record['runs'] or entry['metrics_sha256'] != record['runs'][run]['metrics_sha256']:
+        elif entry['run'] != run:
+            out.append(f"{path.name} was executed against {entry['run'] or 'no'} run, but reads {run or 'none'} now: {fix}")
+        elif run is not None and (run not in record['runs'] or entry['metrics_sha256'] != record['runs'][run]['metrics_sha256']):
             out.append(f"{path.name} was executed against another {run} run than the canonical one: {fix}")
     return out
 
@@ -180,19 +200,20 @@ def main(argv=None) -> int:
     if unknown: ap.error(f"no such notebook in nbs/: {', '.join(unknown)} (they are: {', '.join(every)})")
     todo = [every[n.removesuffix('.ipynb')] for n in args.notebooks] or list(every.values())
     dirs = run_dirs(args.run_dir.resolve())
-    needed = {run_of(p) for p in todo}
+    needed = {run_of(p) for p in todo} - {None}
     for name in sorted(needed):
         if not args.no_run: make_run(name, dirs[name])
         record_run(record, name, dirs[name])
     for path in todo:
         run = run_of(path)
-        print(f'executing {path.name} against {dirs[run]} ...', flush=True)
-        seconds = execute(path, dirs['digits'])      # the photos chapter finds its run beside the digits one
-        if run_fingerprint(dirs[run] / 'metrics.json') != record['runs'][run]['metrics_sha256']:
+        print(f"executing {path.name} against {dirs[run] if run else 'no run (it reads none)'} ...", flush=True)
+        seconds = execute(path, dirs['digits'] if run else None)      # the photos chapter finds its run beside the digits one
+        if run and run_fingerprint(dirs[run] / 'metrics.json') != record['runs'][run]['metrics_sha256']:
             raise SystemExit(f"{path.name} changed {dirs[run] / 'metrics.json'} while it ran (a stage was made again): the chapters "
                              "executed before it show the old run; run `python docs/execute.py` again to execute them all against the new one")
         record['chapters'][path.name] = {'code_sha256': code_hash(json.loads(path.read_text())), 'run': run,
-                                         'metrics_sha256': record['runs'][run]['metrics_sha256'], 'seconds': round(seconds)}
+                                         'metrics_sha256': record['runs'][run]['metrics_sha256'] if run else None,
+                                         'seconds': round(seconds)}
         save_record(record)
         print(f'  {path.name}: {seconds:.0f} s', flush=True)
     subprocess.run([sys.executable, str(DOCS / 'build.py'), '--readme'], check=True, cwd=REPO)

@@ -52,6 +52,29 @@ def test_the_check_notices_a_changed_cell_and_another_run(execute, record, tmp_p
     assert any(l.startswith('07_evaluate.ipynb was executed against another digits run') for l in execute.stale(other, tmp_path))
 
 
+def test_a_chapter_that_reads_no_run_is_tied_to_none(execute, record, tmp_path):
+    runs = {p.name: execute.run_of(p) for p in execute.chapters()}
+    assert runs['00_core.ipynb'] is None and runs['04_codebook.ipynb'] == 'digits' and runs['11_natural_images.ipynb'] == 'photos'
+    for p in execute.chapters(): (tmp_path / p.name).write_text(p.read_text())
+    other = copy.deepcopy(record); other['runs']['digits']['metrics_sha256'] = '0' * 64
+    assert [l for l in execute.stale(other, tmp_path) if l.startswith(('00_core', '10_cli'))] == []
+    assert any(l.startswith('04_codebook.ipynb was executed against another digits run') for l in execute.stale(other, tmp_path))
+    other['chapters']['00_core.ipynb']['run'] = 'digits'        # a record made before the chapter stopped reading the run
+    assert ("00_core.ipynb was executed against digits run, but reads none now: run `python docs/execute.py 00_core`"
+            in execute.stale(other, tmp_path))
+
+
+def test_a_chapter_said_to_read_no_run_may_not_write_one(execute, tmp_path):
+    "The static check (`reads_run`) is backed by the execution: a chapter that reaches the run some other way is refused."
+    sneaky = "import os, pathlib\npathlib.Path(os.environ['GEOVQ_' + 'TUTORIAL_RUN_DIR'], 'vae.safetensors').write_text('')"
+    nb = {'cells': [{'cell_type': 'code', 'execution_count': None, 'metadata': {}, 'outputs': [], 'source': [sneaky]}],
+          'metadata': {'kernelspec': {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'}},
+          'nbformat': 4, 'nbformat_minor': 5}
+    path = tmp_path / 'sneaky.ipynb'; path.write_text(json.dumps(nb))
+    assert execute.run_of(path) is None
+    with pytest.raises(SystemExit, match=r"reads no canonical run .* but it wrote \['vae.safetensors'\]"): execute.execute(path, None)
+
+
 def test_a_runs_fingerprint_ignores_its_wall_times_and_folder_but_not_its_numbers(execute, tmp_path):
     metrics = {'dataset': 'digits', 'table': [{'variant': 'vae', 'mse': {'mean': 0.0123}}],
                'per_seed': [{'seed': 0, 'run_dir': '/a', 'seconds': 41.0, 'timings': {'scoring': 3.2}, 'device': 'cpu'}]}
