@@ -74,15 +74,20 @@ def split(self, which: str) -> tuple[torch.Tensor, torch.Tensor]:
     if which not in ('train', 'val', 'test'): raise ValueError(f"split must be 'train', 'val' or 'test', got {which!r}")
     return getattr(self, which), getattr(self, f'{which}_labels')
 
+@patch_to(ImageSplits)
+def real_parts(self) -> list[torch.Tensor]:
+    "The tensors the sample scorer's real images come from: train, val, test and the `reference` when there is one."
+    return [self.train, self.val, self.test, *([] if self.reference is None else [self.reference])]
+
 @patch_to(ImageSplits, as_prop=True)
 def n_real(self) -> int:
-    "How many real images the sample scorer has: every split and the `reference`."
-    return len(self.train) + len(self.val) + len(self.test) + (0 if self.reference is None else len(self.reference))
+    "How many real images the sample scorer has (`real_parts`), without joining them."
+    return sum(map(len, self.real_parts()))
 
 @patch_to(ImageSplits)
 def real_images(self) -> torch.Tensor:
-    "Every real image [n_real, C, H, W]: train, val, test and the `reference` (the sample scorer's real distribution)."
-    return torch.cat([self.train, self.val, self.test, *([] if self.reference is None else [self.reference])])
+    "Every real image [n_real, C, H, W], the `real_parts` joined: the sample scorer's real distribution."
+    return torch.cat(self.real_parts())
 
 # %% ../nbs/01_data.ipynb #2199bcf0
 def split_indices(n: int, fractions: tuple[float, ...], seed: int = 0) -> list[np.ndarray]:
