@@ -160,3 +160,17 @@ def test_sampling_settings_refused_at_validation(tmp_path, capsys, monkeypatch, 
     err = refused(capsys, 'run', '--run-dir', tmp_path / 'r', *option)
     assert option[0].lstrip('-').replace('-', '_') in err
     assert not (tmp_path / 'r').exists()
+
+
+def test_a_requested_gpu_that_is_not_there_is_refused_and_the_advice_works(tmp_path, capsys, monkeypatch):
+    "Issue 12, point 5: the device is 'auto' unless overridden; `--device cuda` without CUDA is one line, before any work."
+    import torch
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)       # as on a machine without a GPU, wherever this runs
+    err = refused(capsys, 'run', '--run-dir', tmp_path / 'r', '--device', 'cuda')
+    assert "CUDA is not available here; use --device cpu (or auto)" in err and not (tmp_path / 'r').exists()
+    devices = []
+    def data_loaded(cfg): devices.append(pipeline.pick_device(cfg.device)); raise SystemExit('stop after the device check')
+    monkeypatch.setattr(pipeline, 'load_dataset_for', data_loaded)       # called right after the device is picked
+    for advice in ('cpu', 'auto'):
+        with pytest.raises(SystemExit, match='stop after'): cli.main(['run', '--run-dir', str(tmp_path / 'r'), '--device', advice])
+    assert devices == [torch.device('cpu')] * 2
