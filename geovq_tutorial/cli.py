@@ -14,7 +14,8 @@ from dataclasses import fields
 from pathlib import Path
 
 import geovq_tutorial
-from .core import ConfigError, CheckpointError, STAGES, stage_order, add_config_arguments, config_from_arguments
+from .core import (ConfigError, CheckpointError, STAGES, stage_order, add_config_arguments, config_from_arguments,
+                                 WorkerDied, sigterm_as_interrupt)
 from .data import DatasetError
 from .vae import VAEConfig, load_or_train_vae
 from .codebook import CodebookConfig, codebook_stage
@@ -22,7 +23,8 @@ from .pipeline import (RunConfig, WRITE_ERRORS, read_config, load_run, check_run
                                      write_report, collect_metrics, results_text, cannot_write, verdict_lines)
 
 # %% auto #0
-__all__ = ['COMMANDS', 'EXAMPLES', 'HEADLINE', 'build_parser', 'default_run_dir', 'next_step', 'main']
+__all__ = ['COMMANDS', 'EXAMPLES', 'EMPTY_RUN_DIR', 'HEADLINE', 'build_parser', 'check_run_folder', 'check_seeds',
+           'default_run_dir', 'next_step', 'main']
 
 # %% ../nbs/10_cli.ipynb #4254893a
 COMMANDS = {  # name: (what it does, the configuration section whose settings are its options; None: only --run-dir)
@@ -69,6 +71,26 @@ def build_parser() -> argparse.ArgumentParser:
     subs['codebook'].add_argument('--force', action='store_true', help='refit the codebooks (and remove what was made from them)')
     return parser
 
+# %% ../nbs/10_cli.ipynb #7a23410d
+EMPTY_RUN_DIR = "--run-dir is empty (an unset shell variable?); give a folder, e.g. --run-dir runs/digits"
+
+def check_run_folder(ns, cfg: RunConfig):
+    "Refuse a run folder the command would mistake: an empty one, or the original of a copied or moved `config.json`."
+    if not str(cfg.run_dir).strip(): raise ConfigError(EMPTY_RUN_DIR)
+    here = Path(ns.config).resolve().parent if ns.config and Path(ns.config).name == 'config.json' else None
+    if ns.run_dir is None and here is not None and Path(cfg.run_dir).resolve() != here:
+        q = lambda p: shlex.quote(str(p))
+        raise ConfigError(f"{ns.config} records the run folder {cfg.run_dir}, not the folder it lies in ({here}): it was copied "
+                          f"or moved, and nothing was changed. Add --run-dir {q(here)} to run in the folder it lies in, or "
+                          f"--run-dir {q(cfg.run_dir)} to run in the recorded one")
+
+def check_seeds(cfg: RunConfig):
+    "Refuse a `--seed` that is not one of `--eval-seeds`: the run would train everything, then find no evaluation of it."
+    if cfg.seed not in cfg.seeds:
+        raise ConfigError(f"--seed {cfg.seed} is not one of --eval-seeds {cfg.eval_seeds}: the run folder holds the models of "
+                          f"--seed and the report reads the evaluation of every --eval-seeds; give --seed {cfg.seeds[0]}, or "
+                          f"--eval-seeds {','.join(map(str, [*cfg.seeds, cfg.seed]))}")
+
 # %% ../nbs/10_cli.ipynb #e09fb53a
 def default_run_dir(dataset: str) -> str:
     "The run folder of a dataset when none is given: `runs/<dataset>`."
@@ -76,9 +98,12 @@ def default_run_dir(dataset: str) -> str:
 
 def _config(ns) -> RunConfig:
     "The validated configuration of the command, checked before any work is done."
+    if ns.run_dir is not None and not ns.run_dir.strip(): raise ConfigError(EMPTY_RUN_DIR)
     if ns.command == 'report': return load_run(ns.run_dir or RunConfig().run_dir)
     cfg = config_from_arguments(ns, read_config(ns.config) if ns.config else RunConfig())
     if ns.run_dir is None and ns.config is None: cfg = cfg.replace(run_dir=default_run_dir(cfg.dataset))
+    check_run_folder(ns, cfg)
+    if ns.command == 'run': check_seeds(cfg)
     check_run_dir(cfg.run_dir)
     return cfg
 
@@ -120,17 +145,20 @@ def _execute(ns, cfg: RunConfig) -> list[str]:
     return [f"codebook {name}: K={getattr(cb, 'K', cfg.codebook_k)} in {(Path(cfg.run_dir) / STAGES['codebooks'].folder).absolute()}" for name, cb in books.items()]
 
 # %% ../nbs/10_cli.ipynb #e14aa579
-def _fail(ns, message: str) -> int:
+def _fail(ns, message: str, status: int = 2) -> int:
     print(f"geovq {ns.command}: error: {message}", file=sys.stderr)
-    return 2
+    return status
 
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `geovq` console script."
     ns, start, cfg = build_parser().parse_args(argv), time.perf_counter(), None
     try:
         cfg = _config(ns)
-        lines = _execute(ns, cfg)
-    except (ConfigError, DatasetError, CheckpointError, FileNotFoundError, ValueError) as e: return _fail(ns, str(e))
+        with sigterm_as_interrupt(): lines = _execute(ns, cfg)     # SIGTERM (`kill`, `timeout`) ends it as Ctrl-C does
+    except (ConfigError, DatasetError, CheckpointError, FileNotFoundError, ValueError, WorkerDied) as e: return _fail(ns, str(e))
+    except KeyboardInterrupt:
+        return _fail(ns, f"interrupted; the stages completed so far are kept in {cfg.run_dir if cfg else ns.run_dir}, and the same command continues "
+                         "from them", 130)
     except OSError as e:
         if e.errno not in WRITE_ERRORS: raise
         where = cfg.run_dir if cfg else ns.run_dir

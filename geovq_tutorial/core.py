@@ -14,13 +14,17 @@ import math
 import os
 import random
 import re
+import signal
 import sys
 import tempfile
+import threading
 import time
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, wait, FIRST_COMPLETED
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager, ExitStack
 from dataclasses import dataclass, field, fields
+from importlib import import_module
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -33,7 +37,8 @@ __all__ = ['STAGES', 'ConfigError', 'setting', 'at_least', 'positive', 'non_nega
            'atomic_path', 'save_json', 'load_json', 'CheckpointError', 'save_checkpoint', 'read_meta',
            'load_checkpoint', 'load_weights', 'fingerprint', 'StageError', 'Stage', 'declare_stage', 'differences',
            'stage_lock', 'stage_order', 'downstream_of', 'seed_everything', 'pick_device', 'set_threads', 'setup_run',
-           'module_device', 'Job', 'spawnable', 'job_order', 'critical_paths', 'ready_jobs', 'run_jobs', 'batches',
+           'module_device', 'Job', 'spawnable', 'job_order', 'critical_paths', 'ready_jobs', 'watch_parent',
+           'start_worker', 'WorkerDied', 'stop_workers', 'sigterm_as_interrupt', 'job_result', 'run_jobs', 'batches',
            'in_batches', 'progress', 'Trainer', 'flatten_state', 'unflatten_state', 'format_table', 'config_sections',
            'add_config_arguments', 'config_from_arguments']
 
@@ -447,21 +452,69 @@ def ready_jobs(waiting: list[Job], done, height: dict[str, int]) -> list[Job]:
     ready = [j for j in waiting if all(a in done for a in j.after)]
     return sorted(ready, key=lambda j: -height[j.name])   # a stable sort: equal chains keep their list order
 
+# %% ../nbs/00_core.ipynb #eb562138
+def watch_parent(parent: int, every: float = 0.5):
+    "In a worker: end this process within `every` seconds of its parent `parent` being gone, however it ended."
+    def watch():
+        while os.getppid() == parent: time.sleep(every)
+        os._exit(1)                                   # the parent is gone: nobody will read what this worker makes
+    threading.Thread(target=watch, daemon=True, name='watch-parent').start()
+
+def start_worker(threads: int, parent: int):
+    "A worker's start: `threads` torch threads, Ctrl-C left to the parent (which ends its workers), the parent watched."
+    torch.set_num_threads(threads); signal.signal(signal.SIGINT, signal.SIG_IGN); watch_parent(parent)
+
+# %% ../nbs/00_core.ipynb #2bc6308b
+class WorkerDied(RuntimeError):
+    "A worker process ended without finishing its job (killed, or out of memory)."
+
+def stop_workers(pool: ProcessPoolExecutor):
+    "End `pool`'s worker processes now, without waiting for their jobs, and cancel the jobs not yet started."
+    for proc in list((pool._processes or {}).values()): proc.terminate()   # CPython's registry (3.14: pool.terminate_workers())
+    pool.shutdown(wait=False, cancel_futures=True)
+
+@contextmanager
+def sigterm_as_interrupt():
+    "Within this block SIGTERM (what `kill` and `timeout` send) raises KeyboardInterrupt, as Ctrl-C does; main thread only."
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    def interrupt(*_): raise KeyboardInterrupt('SIGTERM')
+    old = signal.signal(signal.SIGTERM, interrupt)
+    try: yield
+    finally: signal.signal(signal.SIGTERM, old)
+
+# %% ../nbs/00_core.ipynb #f9f0a876
+def job_result(future, name: str, running: dict):
+    "The result of the finished job `name`; a worker that died becomes one `WorkerDied` naming the jobs it took with it."
+    try: return future.result()
+    except BrokenProcessPool:
+        lost = ', '.join(dict.fromkeys([name, *running.values()]))
+        raise WorkerDied(f"a worker process ended while running {lost} (killed, or out of memory); the completed stages "
+                         "are kept: run the same command again to continue from them") from None
+
 # %% ../nbs/00_core.ipynb #2aa64c73
 def run_jobs(jobs: list[Job], workers: int = 1) -> dict:
     """Run `jobs` (see `Job`), `workers` at a time in spawned worker processes of `cpu_count // workers` torch threads each;
-    `workers=1`, or jobs a worker could not import (see `spawnable`), run here, one after another. Returns {name: result}; the first job to fail raises its error here."""
+    `workers=1`, or jobs a worker could not import (see `spawnable`), run here, one after another. Returns {name: result}.
+    The first job to fail, Ctrl-C or SIGTERM ends the workers at once and raises here."""
     order = job_order(jobs)
     if workers <= 1 or not all(map(spawnable, jobs)): return {j.name: j.fn(*j.args) for j in order}
     threads, results, running, waiting = max(1, (os.cpu_count() or 1) // workers), {}, {}, list(jobs)
     height = critical_paths(jobs)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'), initializer=torch.set_num_threads,
-                             initargs=(threads,)) as pool:
-        while waiting or running:
-            for j in ready_jobs(waiting, results, height)[:workers - len(running)]:   # submit only what can start now
-                waiting.remove(j); running[pool.submit(j.fn, *j.args)] = j.name
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for f in done: results[running.pop(f)] = f.result()
+    start = (start_worker if spawnable(Job('start', start_worker))      # from a notebook, whose own is in __main__, the library's
+             else import_module('geovq_tutorial.core').start_worker)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'), initializer=start, initargs=(threads, os.getpid()))
+    try:
+        with sigterm_as_interrupt():
+            while waiting or running:
+                for j in ready_jobs(waiting, results, height)[:workers - len(running)]:   # submit only what can start now
+                    waiting.remove(j); running[pool.submit(j.fn, *j.args)] = j.name
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for f in done: name = running.pop(f); results[name] = job_result(f, name, running)
+    except BaseException as e:
+        if isinstance(e, KeyboardInterrupt) and running:
+            print(f"interrupted: stopping {', '.join(running.values())} now; the completed stages are kept", file=sys.stderr, flush=True)
+        stop_workers(pool); raise
+    pool.shutdown()
     return results
 
 # %% ../nbs/00_core.ipynb #d706e0af

@@ -2,6 +2,7 @@
 a terminal, closing lines that work as printed, and every bad input (issue 13) refused before any work with one line and exit
 status 2."""
 import errno
+import json
 import os
 import re
 import shlex
@@ -174,3 +175,48 @@ def test_a_requested_gpu_that_is_not_there_is_refused_and_the_advice_works(tmp_p
     for advice in ('cpu', 'auto'):
         with pytest.raises(SystemExit, match='stop after'): cli.main(['run', '--run-dir', str(tmp_path / 'r'), '--device', advice])
     assert devices == [torch.device('cpu')] * 2
+
+
+# Issue 31: settings and folders that would cost a whole run, refused before any work; a run ended by SIGTERM says so.
+def test_an_empty_run_dir_is_refused_and_nothing_is_written(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for args in (['run', '--run-dir', ''], ['report', '--run-dir', ' '], ['train-vae', '--run-dir', '']):
+        assert '--run-dir is empty (an unset shell variable?)' in refused(capsys, *args)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_seed_outside_the_eval_seeds_is_refused_before_any_work_and_the_advice_works(tmp_path, capsys):
+    err = refused(capsys, 'run', '--run-dir', tmp_path / 'run', '--seed', '3', '--eval-seeds', '0')
+    assert 'give --seed 0, or --eval-seeds 0,3' in err and not (tmp_path / 'run').exists()
+    for advice in (['--seed', '0', '--eval-seeds', '0'], ['--seed', '3', '--eval-seeds', '0,3']):
+        assert cli._config(cli.build_parser().parse_args(['run', '--run-dir', str(tmp_path / 'run'), *advice])).seed == int(advice[1])
+
+
+def test_a_copied_config_never_writes_into_the_original(tmp_path, capsys):
+    original, copy = tmp_path / 'R', tmp_path / 'R2'
+    original.mkdir(); (original / 'config.json').write_text(json.dumps(RunConfig(run_dir=str(original)).to_dict()))
+    shutil.copytree(original, copy)
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob('*')}
+    err = refused(capsys, 'run', '--config', copy / 'config.json', '--force', 'prior')
+    assert f'records the run folder {original}, not the folder it lies in ({copy})' in err and f'--run-dir {copy}' in err
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob('*')} == before
+    for folder in (copy, original):                # the advice: --run-dir names the folder meant
+        ns = cli.build_parser().parse_args(['run', '--config', str(copy / 'config.json'), '--run-dir', str(folder)])
+        assert cli._config(ns).run_dir == str(folder)
+    assert cli._config(cli.build_parser().parse_args(['run', '--config', str(original / 'config.json')])).run_dir == str(original)
+
+
+def test_sigterm_ends_a_run_in_one_line_and_ends_its_workers(tmp_path):
+    from test_run_dies_cleanly import alive, children, wait_until
+    tiny = ['--epochs', '50', '--hidden', '8', '--latent-dim', '4', '--eval-seeds', '0,1', '--no-progress', '--workers', '2']
+    env = {**os.environ, 'PYTHONPATH': str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([GEOVQ, 'run', '--run-dir', str(tmp_path / 'run'), *tiny], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    wait_until(lambda: len(children(proc.pid)) == 2, 120, 'two workers started')
+    workers = children(proc.pid)
+    proc.terminate()
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip().splitlines()[-1] == (f'geovq run: error: interrupted; the stages completed so far are kept in '
+                                            f'{tmp_path / "run"}, and the same command continues from them'), err[-2000:]
+    assert not any(map(alive, workers))

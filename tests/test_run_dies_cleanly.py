@@ -1,0 +1,87 @@
+"""A run dies cleanly: whatever ends the parent of `run_jobs` (SIGKILL, SIGTERM, Ctrl-C, a closed pipe), its worker processes
+end within seconds and the output pipe closes; a killed worker is reported in one line. Linux: workers are found in /proc."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+LIMIT_S = 10       # how long a worker may outlive its parent (the issue's bound; measured: about 1 s)
+
+# Two jobs that would run for a minute, in two spawned workers. `print` of 1 MB blocks on a pipe nobody reads.
+SCRIPT = """
+import sys, time
+from geovq_tutorial.core import Job, run_jobs
+jobs = [Job('first', time.sleep, (60,)), Job('second', {second}, ({arg},))]
+run_jobs(jobs, workers=2)
+"""
+
+
+def children(pid: int) -> list[int]:
+    "The processes whose parent is `pid` and that are multiprocessing workers (not its resource tracker)."
+    out = []
+    for d in Path('/proc').iterdir():
+        if not d.name.isdigit(): continue
+        try:
+            ppid = int((d / 'stat').read_text().rsplit(')', 1)[1].split()[1])
+            cmd = (d / 'cmdline').read_bytes()
+        except (OSError, IndexError, ValueError): continue
+        if ppid == pid and b'spawn_main' in cmd: out.append(int(d.name))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try: state = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]
+    except OSError: return False
+    return state != 'Z'
+
+
+def wait_until(cond, timeout: float, what: str):
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout: raise AssertionError(f'{what}: not within {timeout} s')
+        time.sleep(0.1)
+    return time.monotonic() - t0
+
+
+def started(second='time.sleep', arg='60'):
+    "The parent process and its two workers, once both workers have imported torch (they are running their jobs)."
+    proc = subprocess.Popen([sys.executable, '-c', SCRIPT.format(second=second, arg=arg)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+    loaded = lambda w: 'libtorch' in Path(f'/proc/{w}/maps').read_text() if alive(w) else False
+    wait_until(lambda: len(children(proc.pid)) == 2 and all(map(loaded, children(proc.pid))), 120, 'two workers with torch')
+    return proc, children(proc.pid)
+
+
+@pytest.mark.parametrize('sig', [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+def test_no_worker_outlives_its_parent(sig):
+    proc, workers = started()
+    proc.send_signal(sig)
+    seconds = wait_until(lambda: not any(map(alive, workers)), LIMIT_S, f'workers ended after {sig.name} to the parent')
+    proc.stdout.read()                         # returns: nothing holds the pipe open any more (a `| tee` would return)
+    proc.wait(LIMIT_S)
+    err = proc.stderr.read().decode()
+    if sig != signal.SIGKILL:                  # Ctrl-C and SIGTERM: the parent says what it stops
+        assert 'interrupted: stopping first, second now; the completed stages are kept' in err, err[-2000:]
+    print(f'{sig.name}: workers ended {seconds:.1f} s after the parent was signalled')
+
+
+def test_a_killed_worker_is_reported_in_one_line_and_ends_the_run():
+    proc, workers = started()
+    os.kill(workers[0], signal.SIGKILL)
+    proc.wait(LIMIT_S)
+    err = proc.stderr.read().decode()
+    assert 'WorkerDied: a worker process ended while running' in err and 'run the same command again' in err, err[-2000:]
+    assert not any(map(alive, workers))
+
+
+def test_a_closed_pipe_ends_the_run():
+    "A job that writes to a pipe nobody reads any more fails (BrokenPipeError), and the failure ends the other worker."
+    proc, workers = started(second='print', arg="'x' * 2**20")
+    proc.stdout.close()                        # the reader goes away (`geovq run | head`, a killed `tee`)
+    proc.wait(LIMIT_S)
+    assert 'BrokenPipeError' in proc.stderr.read().decode()
+    wait_until(lambda: not any(map(alive, workers)), LIMIT_S, 'workers ended after the pipe closed')
