@@ -21,8 +21,8 @@ from .core import Config, setting, one_of, at_least
 
 # %% auto #0
 __all__ = ['DATASETS', 'fraction', 'DataConfig', 'DatasetError', 'ImageSplits', 'split_indices', 'load_digits_splits',
-           'load_photo_patches', 'check_idx_file', 'load_torchvision_splits', 'write_fake_mnist', 'write_fake_cifar10',
-           'check_images', 'load_dataset', 'load_dataset_for', 'image_grid', 'show_images']
+           'load_photo_patches', 'check_idx_file', 'check_labels', 'load_torchvision_splits', 'write_fake_mnist',
+           'write_fake_cifar10', 'check_images', 'load_dataset', 'load_dataset_for', 'image_grid', 'show_images']
 
 # %% ../nbs/01_data.ipynb #ac8e8087
 def fraction(v):
@@ -177,6 +177,29 @@ def check_idx_file(path: str | os.PathLike) -> Path:
                            "delete it and download it again (with download enabled), or put an intact copy there")
     return path
 
+# %% ../nbs/01_data.ipynb #d9c1ed2b
+def check_labels(y, n_images: int, n_classes: int, what: str = 'labels', fix: str = 'fix the data they come from') -> torch.Tensor:
+    "Refuse labels that are not one integer in [0, `n_classes`) per image, naming `what` they are and the `fix`; return them as long."
+    a = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
+    whole = a.dtype.kind in 'iu'
+    bad = np.flatnonzero((a < 0) | (a >= n_classes)) if whole and a.ndim == 1 else []
+    if a.size and not whole: problem = f"labels must be whole numbers, got {a.dtype} values such as {a.ravel()[:1].tolist()[0]!r}"
+    elif a.ndim != 1: problem = f"labels must have shape [N], one per image, not {list(a.shape)}"
+    elif len(a) != n_images: problem = f"{len(a)} labels for {n_images} images, not one per image"
+    elif len(bad): problem = f"{len(bad)} of {len(a)} labels lie outside [0, {n_classes}), the first: {a[bad[0]]} at position {bad[0]}"
+    else: return torch.as_tensor(a, dtype=torch.long)
+    raise DatasetError(f"{what}: {problem}; {fix}")
+
+# %% ../nbs/01_data.ipynb #dd60e65a
+def _check_set_labels(name: str, root: Path, ds) -> torch.Tensor:
+    "The labels of a loaded torchvision set, checked by `check_labels` against its images; a refusal names its files and the cure."
+    _, folder, files = _TORCHVISION[name]
+    where = Path(root).absolute() / folder
+    prefix = {'cifar10': ('data_batch', 'test_batch')}.get(name, ('train', 't10k'))[0 if ds.train else 1]
+    what = f"{name} {'training' if ds.train else 'test'} labels (from {', '.join(f for f in files if f.startswith(prefix))} in {where})"
+    return check_labels(ds.targets, len(ds.data), len(ds.classes), what, f"the files are damaged: delete {where} and download it "
+                        "again (with download enabled), or put an intact copy there")
+
 # %% ../nbs/01_data.ipynb #742c285b
 def load_torchvision_splits(name: str, data_root: str | os.PathLike = 'data', download: bool = True,
                             val_fraction: float = 0.1, split_seed: int = 0, **_) -> ImageSplits:
@@ -189,7 +212,7 @@ def load_torchvision_splits(name: str, data_root: str | os.PathLike = 'data', do
     def tensors(ds):
         x = torch.as_tensor(np.asarray(ds.data))
         x = x.permute(0, 3, 1, 2) if x.ndim == 4 else F.pad(x[:, None], (2, 2, 2, 2))
-        return x.float() / 255.0, torch.as_tensor(np.asarray(ds.targets), dtype=torch.long)
+        return x.float() / 255.0, _check_set_labels(name, root, ds)
     (xtr, ytr), (xte, yte) = tensors(tr), tensors(te)
     keep, va = split_indices(len(xtr), (val_fraction,), split_seed)
     return ImageSplits(name, xtr[keep], xtr[va], xte, ytr[keep], ytr[va], yte, list(tr.classes))
@@ -250,6 +273,8 @@ def load_dataset(name: str, data_root: str | os.PathLike = 'data', download: boo
                             test_fraction=test_fraction, split_seed=split_seed, n_patches=photo_patches)
     for s in ('train', 'val', 'test', 'reference'):
         if getattr(splits, s) is not None: check_images(getattr(splits, s), f"{name} {s} images")
+    for s in ('train', 'val', 'test'):
+        x, y = splits.split(s); check_labels(y, len(x), len(splits.classes), f"{name} {s} labels")
     return splits
 
 def load_dataset_for(cfg: DataConfig) -> ImageSplits:
