@@ -34,7 +34,7 @@ from fastcore.basics import patch_to
 
 # %% auto #0
 __all__ = ['STAGES', 'ConfigError', 'setting', 'at_least', 'positive', 'non_negative', 'one_of', 'Config', 'umask_mode',
-           'atomic_path', 'save_json', 'load_json', 'CheckpointError', 'save_checkpoint', 'read_meta',
+           'atomic_path', 'save_json', 'load_json', 'CheckpointError', 'save_checkpoint', 'as_os_error', 'read_meta',
            'load_checkpoint', 'load_weights', 'fingerprint', 'StageError', 'Stage', 'declare_stage', 'differences',
            'stage_lock', 'stage_order', 'downstream_of', 'seed_everything', 'pick_device', 'set_threads', 'setup_run',
            'module_device', 'Job', 'spawnable', 'job_order', 'critical_paths', 'ready_jobs', 'watch_parent',
@@ -170,8 +170,15 @@ def save_checkpoint(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor]
     "Write `tensors` (moved to CPU, made contiguous) and JSON-serialisable `meta` atomically to `path`."
     from safetensors.torch import save_file
     data = {k: v.detach().to('cpu').contiguous().clone() for k, v in tensors.items()}
-    with atomic_path(path) as tmp: save_file(data, str(tmp), metadata={'geovq': json.dumps(dict(meta), sort_keys=True)})
+    with atomic_path(path) as tmp:
+        try: save_file(data, str(tmp), metadata={'geovq': json.dumps(dict(meta), sort_keys=True)})
+        except Exception as e: raise as_os_error(e, path) from None
     return Path(path)
+
+def as_os_error(e: Exception, path) -> Exception:
+    "safetensors reports a failed write as text ('No space left on device (os error 28)'): the `OSError` it stands for, else `e`."
+    m = re.search(r'\(os error (\d+)\)', str(e))
+    return OSError(int(m[1]), os.strerror(int(m[1])), str(path)) if m else e
 
 # %% ../nbs/00_core.ipynb #1e935cea
 def read_meta(path: str | os.PathLike) -> dict:
@@ -183,7 +190,12 @@ def read_meta(path: str | os.PathLike) -> dict:
         with safe_open(str(path), framework='pt') as f: raw = (f.metadata() or {}).get('geovq')
     except Exception as e: raise CheckpointError(f"checkpoint {path} is truncated or not a safetensors file ({e})") from None
     if raw is None: raise CheckpointError(f"checkpoint {path} has no geovq metadata; it was not written by save_checkpoint")
-    return json.loads(raw)
+    try: meta = json.loads(raw)
+    except json.JSONDecodeError as e: meta = e
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint {path} has a damaged header ({str(meta)[:60]}); delete it and make it again "
+                              "(`geovq run` with the same settings makes a damaged artifact again)")
+    return meta
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     "Tensors and metadata of a checkpoint; refuse a missing or corrupt file."
@@ -299,6 +311,7 @@ def find(self, cfg, upstream=None, **key) -> tuple[dict, dict] | None:
     try:
         tensors, meta = load_checkpoint(path)
         info = load_json(self.sidecar(cfg, **key))
+        if not isinstance(info, dict): raise ValueError(f"{self.sidecar(cfg, **key)} holds {json.dumps(info)[:30]}, not an object")
     except (CheckpointError, ValueError, FileNotFoundError) as e:
         print(f"{self.name}: the stored artifact is damaged ({e}); making it again"); return None
     diff = differences(meta.get('settings', {}), expected)
@@ -574,11 +587,19 @@ def train_epoch(self, data: tuple[torch.Tensor, ...]) -> float:
     return total.item() / len(data[0])
 
 # %% ../nbs/00_core.ipynb #62619f4b
-def _nan_error(what: str, value, epoch: int, data: tuple[torch.Tensor, ...]) -> FloatingPointError:
+def _nan_error(what: str, value, epoch: int, data: tuple[torch.Tensor, ...], opt=None) -> FloatingPointError:
+    "Why a loss stopped being a number: the data, then the validation split, before the step sizes and the loss weights."
+    head = f"{what} became {value} at epoch {epoch}"
     if any(t.is_floating_point() and not torch.isfinite(t).all() for t in data):
-        return FloatingPointError(f"{what} became {value} at epoch {epoch}: the training data contain NaN or infinite values; "
-                                  "clean the data (the learning rate is not the cause)")
-    return FloatingPointError(f"{what} became {value} at epoch {epoch}; lower the learning rate")
+        return FloatingPointError(f"{head}: the training data contain NaN or infinite values; clean the data (the learning "
+                                  "rate is not the cause)")
+    if what.endswith('validation'):                      # checked after a finite training loss: the validation data
+        return FloatingPointError(f"{head} while the training loss is finite: the validation split is empty or not finite; "
+                                  "check --val-fraction and the data (the learning rate is not the cause)")
+    groups = opt.param_groups if opt is not None else [{}]
+    steps = ', '.join(f"{k.replace('_', ' ')} {max(g.get(k, 0) for g in groups):g}" for k in ('lr', 'weight_decay'))
+    return FloatingPointError(f"{head} ({steps}): lower the learning rate, or the weight of a loss term that is large "
+                              "(beta, the commitment weight, weight decay)")
 
 # %% ../nbs/00_core.ipynb #0b812494
 def flatten_state(obj, tensors: dict, prefix: str = 's'):
@@ -666,7 +687,7 @@ def fit(self, *train: torch.Tensor) -> dict:
             val = self.validate_fn(self.model)
             v = val['val'] if isinstance(val, Mapping) else val
             for what, x in (('training loss', loss), ('validation', v)):
-                if x is not None and not math.isfinite(x): raise _nan_error(f'{self.desc}: {what}', x, self.epoch, data)
+                if x is not None and not math.isfinite(x): raise _nan_error(f'{self.desc}: {what}', x, self.epoch, data, self.opt)
             self.record(loss, val, before + time.perf_counter() - start)
             if self.on_epoch_end: self.on_epoch_end(self)
             bar.set_postfix(train=f'{loss:.4g}', val='-' if v is None else f'{v:.4g}')

@@ -5,6 +5,7 @@
 # %% ../nbs/01_data.ipynb #d8db89be
 from __future__ import annotations
 
+import math
 import os
 import pickle
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ from .core import Config, setting, one_of, at_least
 # %% auto #0
 __all__ = ['DATASETS', 'fraction', 'DataConfig', 'DatasetError', 'ImageSplits', 'split_indices', 'load_digits_splits',
            'load_photo_patches', 'check_idx_file', 'check_labels', 'load_torchvision_splits', 'write_fake_mnist',
-           'write_fake_cifar10', 'check_images', 'load_dataset', 'load_dataset_for', 'image_grid', 'show_images']
+           'write_fake_cifar10', 'check_images', 'check_split_sizes', 'load_dataset', 'load_dataset_for', 'image_grid',
+           'show_images']
 
 # %% ../nbs/01_data.ipynb #ac8e8087
 def fraction(v):
@@ -263,6 +265,18 @@ def check_images(x: torch.Tensor, what: str = 'images') -> torch.Tensor:
                          "for 8-bit images divide by 255")
     return x
 
+# %% ../nbs/01_data.ipynb #6faa9251
+def check_split_sizes(splits: ImageSplits, name: str, val_fraction: float, test_fraction: float):
+    "Refuse splits that came out empty, naming the fraction to change and a value that gives the split one image."
+    pool = len(splits.train) + len(splits.val)             # what the validation images are cut from (at least)
+    for s, opt, f in (('val', '--val-fraction', val_fraction), ('test', '--test-fraction', test_fraction)):
+        if len(getattr(splits, s)) == 0:
+            raise DatasetError(f"the {s} split of {name} is empty: {opt} {f} of its images rounds to none; give {opt} "
+                               f"{math.ceil(1e4 / max(pool, 1)) / 1e4:g} or more")
+    if len(splits.train) == 0:
+        raise DatasetError(f"the training split of {name} is empty: --val-fraction {val_fraction} and --test-fraction "
+                           f"{test_fraction} leave no image to train on; make them smaller (0.1 each is the default)")
+
 # %% ../nbs/01_data.ipynb #a7ab25af
 def load_dataset(name: str, data_root: str | os.PathLike = 'data', download: bool = True, val_fraction: float = 0.1,
                  test_fraction: float = 0.1, split_seed: int = 0, photo_patches: int = 100) -> ImageSplits:
@@ -275,6 +289,7 @@ def load_dataset(name: str, data_root: str | os.PathLike = 'data', download: boo
         if getattr(splits, s) is not None: check_images(getattr(splits, s), f"{name} {s} images")
     for s in ('train', 'val', 'test'):
         x, y = splits.split(s); check_labels(y, len(x), len(splits.classes), f"{name} {s} labels")
+    check_split_sizes(splits, name, val_fraction, test_fraction)
     return splits
 
 def load_dataset_for(cfg: DataConfig) -> ImageSplits:
