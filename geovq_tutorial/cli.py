@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import sys
@@ -13,18 +14,24 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
+import numpy as np
+import torch
+
 import geovq_tutorial
 from .core import (ConfigError, CheckpointError, STAGES, stage_order, add_config_arguments, config_from_arguments,
                                  WorkerDied, sigterm_as_interrupt)
-from .data import DatasetError
-from .vae import VAEConfig, load_or_train_vae
+from .data import DatasetError, load_dataset_for
+from .vae import VAEConfig, SpatialVAE, load_or_train_vae
+from .prior import TransformerPrior
 from .codebook import CodebookConfig, codebook_stage
 from .pipeline import (RunConfig, WRITE_ERRORS, read_config, load_run, check_run_dir, begin_run, run_pipeline,
                                      write_report, collect_metrics, results_text, cannot_write, verdict_lines)
 
 # %% auto #0
-__all__ = ['COMMANDS', 'EXAMPLES', 'EMPTY_RUN_DIR', 'HEADLINE', 'build_parser', 'check_run_folder', 'check_seeds',
-           'default_run_dir', 'next_step', 'main']
+__all__ = ['COMMANDS', 'EXAMPLES', 'EMPTY_RUN_DIR', 'TRAINING_BYTES_PER_PARAMETER', 'PATCH_BYTES', 'HEADLINE', 'build_parser',
+           'check_run_folder', 'check_seeds', 'memory_bytes', 'count_polynomial', 'n_parameters', 'largest_fitting',
+           'refuse_size', 'check_photo_patches', 'check_model_sizes', 'check_vector_counts', 'default_run_dir',
+           'check_sizes', 'next_step', 'main']
 
 # %% ../nbs/10_cli.ipynb #4254893a
 COMMANDS = {  # name: (what it does, the configuration section whose settings are its options; None: only --run-dir)
@@ -91,6 +98,71 @@ def check_seeds(cfg: RunConfig):
                           f"--seed and the report reads the evaluation of every --eval-seeds; give --seed {cfg.seeds[0]}, or "
                           f"--eval-seeds {','.join(map(str, [*cfg.seeds, cfg.seed]))}")
 
+# %% ../nbs/10_cli.ipynb #d18e7d7c
+TRAINING_BYTES_PER_PARAMETER = 16        # float32 weights, gradients and Adam's two moments
+
+def memory_bytes() -> int:
+    "This machine's physical memory in bytes."
+    return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+
+def count_polynomial(count, xs: list[int], ys: list[int]):
+    "`count(x, y)` as the polynomial of degree <= 2 in each through its values on the grid `xs` x `ys` (exact where it is one)."
+    terms = lambda x, y: [x ** i * y ** j for i in range(3) for j in range(3)]
+    coef = np.linalg.solve(np.array([terms(x, y) for x in xs for y in ys], float), [float(count(x, y)) for x in xs for y in ys])
+    return lambda x, y: float(np.dot(coef, terms(float(x), float(y))))
+
+def n_parameters(model: torch.nn.Module) -> int: return sum(p.numel() for p in model.parameters())
+
+# %% ../nbs/10_cli.ipynb #42daf2fa
+def largest_fitting(cost, requested: int, budget: float, step: int = 1) -> int:
+    "The largest multiple of `step` up to `requested` whose increasing `cost` is within `budget` (0 if none): bisection."
+    lo, hi = 0, requested // step
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if cost(mid * step) <= budget else (lo, mid - 1)
+    return lo * step
+
+def refuse_size(option: str, value: int, largest: int, why: str):
+    "One refusal: what is too large, why, and the largest value that fits."
+    raise ConfigError(f"--{option} {value} is too large: {why}; the largest that fits is --{option} {largest}")
+
+# %% ../nbs/10_cli.ipynb #4dedeb81
+PATCH_BYTES = 2 * 3 * 32 * 32 * 4        # a 32x32 RGB patch in float32, with the copy its loader makes
+
+def check_photo_patches(cfg: RunConfig, memory: int):
+    "Refuse, before the patches are cut, more photo patches than half the memory holds."
+    if cfg.dataset == 'photos' and cfg.photo_patches * PATCH_BYTES > memory / 2:
+        refuse_size('photo-patches', cfg.photo_patches, int(memory / 2 // PATCH_BYTES),
+                    f"{cfg.photo_patches * PATCH_BYTES / 2**30:.0f} GiB of patches, this machine has {memory / 2**30:.0f} GiB")
+
+# %% ../nbs/10_cli.ipynb #0ebb7cef
+def check_model_sizes(cfg: RunConfig, image_shape, n_vectors: int, memory: int):
+    """Refuse sizes whose memory exceeds half the machine's: the training state of the VAE (--hidden, --latent-dim) and of the
+    prior (--prior-dim, --prior-layers), and the metric tensors, D x D floats for each of `n_vectors` latent vectors."""
+    h, b = cfg.prior_heads, TRAINING_BYTES_PER_PARAMETER
+    with torch.device('meta'):
+        vae = count_polynomial(lambda a, d: n_parameters(SpatialVAE(image_shape, d, a)), [1, 2, 3], [1, 2, 3])
+        prior = count_polynomial(lambda d, l: n_parameters(TransformerPrior(max(cfg.codebook_k, 2), d, l, h)), [h, 2 * h, 3 * h], [1, 2, 3])
+    sizes = [('hidden', lambda v: b * vae(v, cfg.latent_dim), 1),
+             ('latent_dim', lambda v: max(b * vae(cfg.hidden, v), 4 * n_vectors * v * v), 1),
+             ('prior_dim', lambda v: b * prior(v, cfg.prior_layers), h), ('prior_layers', lambda v: b * prior(cfg.prior_dim, v), 1)]
+    default = RunConfig()
+    for name, cost, step in sorted(sizes, key=lambda s: -getattr(cfg, s[0]) / getattr(default, s[0])):   # most enlarged first
+        value = getattr(cfg, name)
+        if cost(value) > memory / 2:
+            refuse_size(name.replace('_', '-'), value, largest_fitting(cost, value, memory / 2, step),
+                        f"its models' training state and metric tensors take {cost(value) / 2**30:.3g} GiB, more than half "
+                        f"of this machine's {memory / 2**30:.0f} GiB")
+
+# %% ../nbs/10_cli.ipynb #c7da8c63
+def check_vector_counts(cfg: RunConfig, n_vectors: int):
+    "Refuse a K or a --knn that the latent vectors (16 per training image; the graph: at most --geodesic-subsample) cannot give."
+    graph = min(cfg.geodesic_subsample, n_vectors)
+    if cfg.codebook_k > graph:
+        refuse_size('codebook-k', cfg.codebook_k, graph, f"the codebooks cluster {graph} latent vectors")
+    if cfg.knn >= graph:
+        refuse_size('knn', cfg.knn, graph - 1, f"the geodesic graph joins {graph} latent vectors, each to its --knn nearest others")
+
 # %% ../nbs/10_cli.ipynb #e09fb53a
 def default_run_dir(dataset: str) -> str:
     "The run folder of a dataset when none is given: `runs/<dataset>`."
@@ -106,6 +178,13 @@ def _config(ns) -> RunConfig:
     if ns.command == 'run': check_seeds(cfg)
     check_run_dir(cfg.run_dir)
     return cfg
+
+def check_sizes(cfg: RunConfig, memory: int):
+    "Every size check, the patches before they are cut, the rest against the data (loaded and checked here): before any work."
+    check_photo_patches(cfg, memory)
+    data = load_dataset_for(cfg)
+    check_model_sizes(cfg, data.image_shape, 16 * len(data.train), memory)
+    check_vector_counts(cfg, 16 * len(data.train))
 
 # %% ../nbs/10_cli.ipynb #ffe2b00c
 HEADLINE = [('mse', 'MSE vs x', '.4f'), ('prior_nll', 'prior NLL (nats/token)', '.3f'), ('fd_ratio', 'FD / unigram FD', '.2f')]
@@ -129,6 +208,7 @@ def _report_lines(cfg, metrics: dict, report: Path | None) -> list[str]:
 
 def _execute(ns, cfg: RunConfig) -> list[str]:
     "Run the subcommand; return the lines that summarise its result."
+    if ns.command != 'report': check_sizes(cfg, memory_bytes())
     if ns.command == 'run':
         metrics = run_pipeline(cfg, force=tuple(ns.force))
         report = Path(cfg.run_dir) / 'report.html'

@@ -220,3 +220,24 @@ def test_sigterm_ends_a_run_in_one_line_and_ends_its_workers(tmp_path):
     assert err.strip().splitlines()[-1] == (f'geovq run: error: interrupted; the stages completed so far are kept in '
                                             f'{tmp_path / "run"}, and the same command continues from them'), err[-2000:]
     assert not any(map(alive, workers))
+
+
+@pytest.mark.parametrize('option, value', [('--latent-dim', 10**6), ('--hidden', 10**7), ('--prior-layers', 10**12),
+                                           ('--prior-dim', 4 * 10**6), ('--knn', 10**5), ('--codebook-k', 10**6)])
+def test_an_impossible_size_is_refused_before_any_work_with_the_largest_that_fits(tmp_path, capsys, monkeypatch, option, value):
+    def no_work(*a, **k): raise AssertionError(f'{option} {value} must be refused before any work')
+    for name in ('run_pipeline', 'begin_run'): monkeypatch.setattr(cli, name, no_work)
+    err = refused(capsys, 'run', '--run-dir', tmp_path / 'run', option, value)
+    assert f'{option} {value} is too large' in err, err
+    largest = int(err.rsplit(f'the largest that fits is {option} ', 1)[1])
+    assert 0 < largest < value
+    ns = cli.build_parser().parse_args(['run', '--run-dir', str(tmp_path / 'run'), option, str(largest)])
+    cli.check_sizes(cli._config(ns), cli.memory_bytes())      # the advice, followed, passes every size check
+    assert not (tmp_path / 'run').exists()
+
+
+def test_too_many_photo_patches_are_refused_before_they_are_cut(tmp_path, capsys, monkeypatch):
+    def no_load(*a, **k): raise AssertionError('the patches must not be cut')
+    monkeypatch.setattr(cli, 'load_dataset_for', no_load)
+    err = refused(capsys, 'run', '--dataset', 'photos', '--run-dir', tmp_path / 'run', '--photo-patches', 10**8)
+    assert '--photo-patches 100000000 is too large' in err and 'the largest that fits is --photo-patches' in err
