@@ -5,6 +5,10 @@ Needs `/usr/bin/chromium` (Debian package `chromium`; override with GEOVQ_CHROMI
 The notebook runs from a copy under test-artifacts/ (so the repository's notebook is never saved over), with a smaller
 training configuration in its own run folder runs/browser-test (see SHIM): the first run trains what is missing (a minute or
 two), later runs only load.
+
+Every wait is on a condition in the page (an element, a count, a value), never a fixed pause, and every limit is a time
+measured on a quiet machine times LOAD_FACTOR (15; see the limits below). On a busy machine set GEOVQ_BROWSER_SLOWDOWN to a
+larger factor (e.g. 30) to give every wait more time at once.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,9 +35,22 @@ ART = ROOT / 'test-artifacts' / 'explore-browser'
 CHROMIUM = os.environ.get('GEOVQ_CHROMIUM', '/usr/bin/chromium')
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
                  '--disable-background-networking', '--disable-component-update', '--disable-sync']
-RUN_ALL_TIMEOUT_S = float(os.environ.get('GEOVQ_BROWSER_RUN_TIMEOUT', 300))   # artifacts are warm: Run All only loads
+
+# Time limits (seconds): each is a time measured on a quiet machine times LOAD_FACTOR. Under load 7-11 (2 cores) the Run All
+# took 1,308 s against ~120 s quiet, 11 times longer: the default factor, 15, covers that with room to spare.
+LOAD_FACTOR = float(os.environ.get('GEOVQ_BROWSER_SLOWDOWN', 15))
+LAB_S = 10 * LOAD_FACTOR        # JupyterLab answering, then its page loaded with the notebook's cells: ~10 s quiet
+KERNEL_S = 5 * LOAD_FACTOR      # the kernel idle after its start: ~5 s quiet
+RUN_ALL_S = 120 * LOAD_FACTOR   # Run All of the warm notebook (it only loads), the explorers drawn: ~120 s quiet, 1,308 s loaded
+DRAW_S = 1.5 * LOAD_FACTOR      # an explorer's figure or control drawn once its cell ran: ~1.5 s quiet (the pause this replaces)
+UPDATE_S = 1 * LOAD_FACTOR      # a figure updated in the page after a control change: 0.7-1.2 s measured (0.5 s Python-side budget)
+BIG_UPDATE_S = 2 * UPDATE_S     # the sample and path explorers redraw many images over several messages: twice an update
+ACTION_S = LAB_S                # any other action (scroll, click, screenshot): no longer than loading the page
+POLL_MS = 100                   # how often a wait asks the page (the Run All, over every cell's outputs: every second)
 
 VIEWPORT = {'width': 1280, 'height': 800}
+EXPLORERS = ['geovq-manifold', 'geovq-assignments', 'geovq-samples', 'geovq-paths']
+MANIFOLD_POINTS = 16 * 180      # the manifold draws one marker per grid cell of every test image
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -81,9 +99,37 @@ JS_PROGRESS = """() => { const w = window.jupyterapp.shell.currentWidget; const 
   }
   return {code, done, running, errors}; }"""
 JS_FIG = """([cls, i]) => { const gd = document.querySelectorAll('.' + cls + ' .js-plotly-plot')[0];
-  return gd ? JSON.stringify({data: gd.data.map(t => [t.z, t.x, t.y, t.text, t.marker && t.marker.color]),
+  return gd && gd.data && gd.layout ? JSON.stringify({data: gd.data.map(t => [t.z, t.x, t.y, t.text, t.marker && t.marker.color]),
                              shapes: gd.layout.shapes, annotations: (gd.layout.annotations || []).map(a => a.text),
                              title: gd.layout.title && gd.layout.title.text}) : null; }"""
+# the progress once Run All is over (every code cell ran, none running, the kernel idle) or a cell raised; else null
+JS_RAN = ("() => { try { const p = (" + JS_PROGRESS + ")();\n"
+          "  return p.errors.length || (p.done === p.code && p.running === 0 && (" + JS_KERNEL + ")() === 'idle') ? p : null; }\n"
+          "  catch (e) { return null; } }")
+# every explorer's figure drawn (an svg of non-zero size), the manifold with all its points
+JS_DRAWN = """([classes, points]) => classes.every(cls => { const s = document.querySelector('.' + cls + ' .main-svg');
+    const r = s && s.getBoundingClientRect(); return !!r && r.width > 0 && r.height > 0; })
+  && document.querySelectorAll('.geovq-manifold .scatterlayer .point').length >= points"""
+# the figure's state (JSON) once it differs from the state `seen`; else null
+JS_FIG_CHANGED = "([cls, seen]) => { const now = (" + JS_FIG + ")([cls, 0]); return now !== null && now !== seen ? now : null; }"
+
+def _until(page, js: str, arg=None, timeout_s: float = UPDATE_S, poll_ms: int = POLL_MS):
+    "Wait until `js(arg)` is truthy in the page (asked every `poll_ms`); return its value, or None once `timeout_s` has passed."
+    try: handle = page.wait_for_function(js, arg=arg, polling=poll_ms, timeout=max(timeout_s * 1000, 1))
+    except PlaywrightTimeout: return None
+    value = handle.json_value()
+    handle.dispose()
+    return value
+
+def _wait_count(page, selector: str, n: int, timeout_s: float = DRAW_S) -> int:
+    "How many elements match `selector` once at least `n` do, or once `timeout_s` has passed (the caller asserts)."
+    _until(page, '([sel, n]) => document.querySelectorAll(sel).length >= n', [selector, n], timeout_s)
+    return page.locator(selector).count()
+
+def _box(loc) -> dict:
+    "The bounding box of `loc` once it is attached and visible (within DRAW_S)."
+    loc.wait_for(state='visible', timeout=DRAW_S * 1000)
+    return loc.bounding_box(timeout=DRAW_S * 1000)
 
 # The browser test runs the chapter on a smaller configuration, in its own run folder (runs/browser-test, kept between runs):
 # the widgets are the same, the one-off training is minutes shorter. The same shim runs in the warm-up and as the first cell
@@ -136,31 +182,29 @@ def lab(tmp_path_factory):
         proc = subprocess.Popen(cmd, cwd=nb.parent, env=env, stdout=fh, stderr=subprocess.STDOUT)
     try:
         base = f'http://127.0.0.1:{port}'
-        _wait_http(f'{base}/api/status?token={token}', 90, proc, log)
+        _wait_http(f'{base}/api/status?token={token}', LAB_S, proc, log)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             page = browser.new_page(viewport=VIEWPORT)     # a laptop-sized JupyterLab, file browser open (below)
-            page.set_default_timeout(60_000)
+            page.set_default_timeout(ACTION_S * 1000)
             console = []
             page.on('console', lambda m: console.append(f'{m.type}: {m.text}'))
-            page.goto(f'{base}/lab/tree/{nb.name}?token={token}')
-            page.wait_for_selector('.jp-Notebook .jp-Cell', timeout=90_000)
+            page.goto(f'{base}/lab/tree/{nb.name}?token={token}', timeout=LAB_S * 1000)
+            page.wait_for_selector('.jp-Notebook .jp-Cell', timeout=LAB_S * 1000)
             # the kernel must be Idle before Run All (the status bar says so too)
-            page.wait_for_function(f"({JS_KERNEL})() === 'idle'", timeout=120_000)
-            page.locator('.jp-StatusBar-Widget', has_text='Idle').first.wait_for(timeout=30_000)
+            assert _until(page, f"({JS_KERNEL})() === 'idle'", timeout_s=KERNEL_S), f"the kernel was not idle within {KERNEL_S:.0f} s"
+            page.locator('.jp-StatusBar-Widget', has_text='Idle').first.wait_for(timeout=KERNEL_S * 1000)
             if page.evaluate("() => window.jupyterapp.shell.leftCollapsed"):
                 page.evaluate("() => window.jupyterapp.commands.execute('filebrowser:activate')")
-            page.locator('.jp-FileBrowser').first.wait_for(state='visible', timeout=10_000)
+            page.locator('.jp-FileBrowser').first.wait_for(state='visible', timeout=LAB_S * 1000)
             page.screenshot(path=str(ART / '01-opened.png'))
             t0 = time.time()
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            while True:
-                p = page.evaluate(JS_PROGRESS)
-                if p['errors']: break
-                if p['done'] == p['code'] and p['running'] == 0 and page.evaluate(JS_KERNEL) == 'idle': break
-                if time.time() - t0 > RUN_ALL_TIMEOUT_S: break
-                time.sleep(1)
-            page.wait_for_timeout(1500)       # let the widget views finish drawing
+            # not awaited (evaluate would wait for the whole run with no limit): the wait below holds the limit
+            page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+            # past the limit, the progress so far: test_notebook_runs_without_errors says how many cells ran
+            p = _until(page, JS_RAN, timeout_s=RUN_ALL_S, poll_ms=1000) or page.evaluate(JS_PROGRESS)
+            if not p['errors']:   # the widget views draw after their cells ran: within what is left of the limit
+                _until(page, JS_DRAWN, [EXPLORERS, MANIFOLD_POINTS], max(RUN_ALL_S - (time.time() - t0), DRAW_S))
             page.screenshot(path=str(ART / '02-ran-all.png'), full_page=True)
             page.ran = {**p, 'seconds': time.time() - t0, 'console': console}
             yield page
@@ -175,20 +219,23 @@ def lab(tmp_path_factory):
         except subprocess.TimeoutExpired: proc.kill()
 
 def _fig(page, cls: str) -> str:
-    return page.evaluate(JS_FIG, [cls, 0])
+    "The state of the plotly figure inside `.cls` (JSON), once it is drawn (within DRAW_S)."
+    state = _until(page, JS_FIG, [cls, 0], DRAW_S)
+    assert state, f"no plotly figure in .{cls} within {DRAW_S:.0f} s"
+    return state
 
 LATENCY: dict[str, list[float]] = {}   # seconds from the action (done) to the figure updated in the page, per explorer
 
-def _wait_change(page, cls: str, before: str, timeout: float = 10.0, until=None) -> str:
+def _wait_change(page, cls: str, before: str, timeout: float = UPDATE_S, until=None) -> str:
     """Wait until the plotly figure inside `.cls` differs from `before` (the kernel round trip) and, when given, `until(state)`
-    holds for the parsed state (updates arrive one message per trace); return the new state (JSON)."""
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        now = _fig(page, cls)
-        if now != before and (until is None or until(json.loads(now))):
+    holds for the parsed state (updates arrive one message per trace: each wait is for the next change); return it (JSON)."""
+    t0, seen = time.time(), before
+    while (left := timeout - (time.time() - t0)) > 0:
+        seen = _until(page, JS_FIG_CHANGED, [cls, seen], left)
+        if seen is None: break
+        if until is None or until(json.loads(seen)):
             LATENCY.setdefault(cls, []).append(round(time.time() - t0, 3))
-            return now
-        page.wait_for_timeout(100)
+            return seen
     raise AssertionError(f"the figure in .{cls} did not change as expected within {timeout} s")
 
 def _explorer(page, cls: str):
@@ -201,16 +248,18 @@ def test_notebook_runs_without_errors(lab):
     assert not r['errors'], f"cells raised: {r['errors']}"
     assert r['done'] == r['code'] and r['running'] == 0, f"only {r['done']} of {r['code']} code cells ran in {r['seconds']:.0f} s"
 
-@pytest.mark.parametrize('cls', ['geovq-manifold', 'geovq-assignments', 'geovq-samples', 'geovq-paths'])
+@pytest.mark.parametrize('cls', EXPLORERS)
 def test_each_explorer_renders(lab, cls):
     loc = _explorer(lab, cls)
     assert loc.count() == 1, f"expected one .{cls} widget in the page, found {loc.count()}"
     plot = loc.locator('.js-plotly-plot')
-    plot.first.wait_for(timeout=30_000)
-    assert loc.locator('.main-svg').count() >= 1
+    plot.first.wait_for(timeout=DRAW_S * 1000)
+    assert _wait_count(lab, f'.{cls} .main-svg', 1) >= 1
+    if cls == 'geovq-manifold':   # one marker per grid cell of every test image (drawn after the svg: wait for them all)
+        points = _wait_count(lab, f'.{cls} .scatterlayer .point', MANIFOLD_POINTS)
     loc.screenshot(path=str(ART / f'10-{cls}.png'))
-    if cls == 'geovq-manifold':   # one marker per grid cell of every test image
-        assert loc.locator('.scatterlayer .point').count() >= 16 * 180
+    if cls == 'geovq-manifold':
+        assert points >= MANIFOLD_POINTS, f"the manifold drew {points} of its {MANIFOLD_POINTS} points"
 
 JS_FIT = """(cls) => { const w = document.querySelector('.' + cls), out = w && w.closest('.jp-OutputArea-output');
   if (!out) return null;
@@ -218,12 +267,16 @@ JS_FIT = """(cls) => { const w = document.querySelector('.' + cls), out = w && w
   return {column: [r(out).left, r(out).right], right: Math.max(...parts.map(e => r(e).right)),
           figure: Math.max(...[...w.querySelectorAll('.main-svg')].map(e => r(e).width)),
           overflow: out.scrollWidth - out.clientWidth, browser: r(document.querySelector('.jp-FileBrowser')).width}; }"""
+# the figure laid out in its column (plotly autosizes after the first draw): the test's conditions, in the page
+JS_FITS = ("(cls) => { const f = (" + JS_FIT + ")(cls);\n"
+           "  return !!f && f.right <= f.column[1] + 1 && f.overflow <= 1 && f.figure > 0.5 * (f.column[1] - f.column[0]); }")
 
-@pytest.mark.parametrize('cls', ['geovq-manifold', 'geovq-assignments', 'geovq-samples', 'geovq-paths'])
+@pytest.mark.parametrize('cls', EXPLORERS)
 def test_explorer_fits_its_column(lab, cls):
     "At 1280x800 with the file browser open, no explorer (controls or figure) reaches past the output area it is shown in."
     assert lab.viewport_size == VIEWPORT and lab.locator('.jp-FileBrowser').first.is_visible(), "the file browser is not open"
-    _explorer(lab, cls).locator('.main-svg').first.wait_for(timeout=30_000)
+    _explorer(lab, cls).locator('.main-svg').first.wait_for(timeout=DRAW_S * 1000)
+    _until(lab, JS_FITS, cls, DRAW_S)    # past the limit, the assertions below say what does not fit
     fit = lab.evaluate(JS_FIT, cls)
     assert fit, f"no output area holds .{cls}"
     FITS[cls] = fit
@@ -236,7 +289,7 @@ def test_slider_changes_plot(lab):
     loc = _explorer(lab, 'geovq-assignments')
     before = _fig(lab, 'geovq-assignments')
     handle = loc.locator('.widget-slider', has_text='image').locator('.noUi-handle').first
-    box = handle.bounding_box()
+    box = _box(handle)
     lab.mouse.move(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2)
     lab.mouse.down(); lab.mouse.move(box['x'] + 80, box['y'] + box['height'] / 2, steps=8); lab.mouse.up()
     old = json.loads(before)
@@ -258,11 +311,12 @@ def test_click_point_changes_plot(lab):
     raw = _fig(lab, 'geovq-manifold')
     before = json.loads(raw)
     points = loc.locator('.scatterlayer .point')
-    n = points.count()
+    n = _wait_count(lab, '.geovq-manifold .scatterlayer .point', MANIFOLD_POINTS)
+    after = before
     for i in (n // 2, n // 3, 2 * n // 3, n - 1):     # a point of another image than the one shown
-        box = points.nth(i).bounding_box()
+        box = _box(points.nth(i))
         lab.mouse.click(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2)
-        try: after = json.loads(_wait_change(lab, 'geovq-manifold', raw, 5, until=lambda st: st['annotations'][1] != before['annotations'][1]))
+        try: after = json.loads(_wait_change(lab, 'geovq-manifold', raw, UPDATE_S, until=lambda st: st['annotations'][1] != before['annotations'][1]))
         except AssertionError: continue
         if after['annotations'][1] != before['annotations'][1]: break
     assert after['annotations'][1] != before['annotations'][1], "clicking points did not change the image shown"
@@ -275,7 +329,8 @@ def test_click_bar_picks_codeword(lab):
     raw = _fig(lab, 'geovq-assignments')
     before = json.loads(raw)
     bars = loc.locator('.barlayer .point')
-    box = bars.nth(bars.count() // 2).bounding_box()
+    bars.first.wait_for(state='attached', timeout=DRAW_S * 1000)
+    box = _box(bars.nth(bars.count() // 2))
     lab.mouse.click(box['x'] + box['width'] / 2, box['y'] + box['height'] - 2)
     # updates arrive one message per trace, the title after the bars: wait for both
     changed = lambda st: st['data'][-1][4] != before['data'][-1][4] and st['annotations'][-2] != before['annotations'][-2]
@@ -289,7 +344,7 @@ def test_resample_button_changes_samples(lab):
     loc.locator('button', has_text='resample').click()
     old = json.loads(before)
     seed = int(re.search(r'seed (\d+)', old['title']).group(1))
-    after = json.loads(_wait_change(lab, 'geovq-samples', before, timeout=20,
+    after = json.loads(_wait_change(lab, 'geovq-samples', before, timeout=BIG_UPDATE_S,
                                     until=lambda st: f'seed {seed + 1},' in st['title'] and st['data'][0][0] != old['data'][0][0]))
     assert f'seed {seed + 1},' in after['title']
     loc.screenshot(path=str(ART / '60-resampled.png'))
@@ -302,7 +357,7 @@ def test_path_slider_changes_paths(lab):
     for _ in range(3): lab.keyboard.press('ArrowRight')      # the keyboard moves a slider too
     old = json.loads(before)
     # the rows arrive one message per trace, the titles (with the new lengths, computed after the rows) last: wait for all
-    after = json.loads(_wait_change(lab, 'geovq-paths', before, timeout=20,
+    after = json.loads(_wait_change(lab, 'geovq-paths', before, timeout=BIG_UPDATE_S,
                                     until=lambda st: st['data'][1][0] != old['data'][1][0] and st['data'][0][0] != old['data'][0][0]
                                     and st['annotations'] != old['annotations']))
     assert after['annotations'] != old['annotations'], "the titles did not follow the new image B"
