@@ -60,3 +60,32 @@ def pytest_collection_modifyitems(config, items):
         funcs = [getattr(item, 'function', None)] + [d[-1].func for d in defs.values() if d]
         if 'chromium' not in item.fixturenames and any(_starts_playwright(f) for f in funcs):
             item.fixturenames.insert(0, 'chromium')
+
+
+# One tiny complete run per pytest run (issue 28): `geovq run` at the default shapes (latent D = 8, K = 64, the default widths,
+# so that every chapter's checks hold) with a few epochs, 2 metric contexts and one evaluation seed. The notebooks and the
+# explore chapter in the browser read it (through tests/notebook_runner.py) instead of training at the default size.
+TINY_RUN = ['--epochs', '3', '--metric-contexts', '2', '--rbf-centres', '20', '--geodesic-subsample', '500',
+            '--prior-epochs', '2', '--n-samples', '64', '--finetune-epochs', '1', '--vqvae-epochs', '2', '--eval-seeds', '0',
+            '--classifier-epochs', '2', '--feature-ae-epochs', '2', '--max-reference', '400', '--no-progress']
+
+
+@pytest.fixture(scope='session')
+def tiny_run(tmp_path_factory) -> Path:
+    "The folder of the session's tiny run (made once; read it, or copy it before writing into it)."
+    import subprocess
+    run = tmp_path_factory.mktemp('tiny') / 'digits'
+    geovq = Path(sys.executable).parent / 'geovq'
+    env = {**os.environ, 'GEOVQ_PROGRESS': '0', 'PYTHONPATH': str(REPO)}
+    res = subprocess.run([str(geovq), 'run', '--run-dir', str(run), *TINY_RUN], capture_output=True, text=True, env=env)
+    assert res.returncode == 0, f"the tiny run failed:\n{res.stderr[-5000:]}"
+    return run
+
+
+@pytest.fixture(scope='session')
+def chapters_run(tiny_run, tmp_path_factory) -> Path:
+    "A copy of the tiny run that the chapters read and add to (the notebooks, the explore chapter in JupyterLab), in one folder."
+    import shutil
+    run = tmp_path_factory.mktemp('chapters') / 'digits'
+    shutil.copytree(tiny_run, run)
+    return run
