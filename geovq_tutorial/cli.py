@@ -111,7 +111,9 @@ def count_polynomial(count, xs: list[int], ys: list[int]):
     coef = np.linalg.solve(np.array([terms(x, y) for x in xs for y in ys], float), [float(count(x, y)) for x in xs for y in ys])
     return lambda x, y: float(np.dot(coef, terms(float(x), float(y))))
 
-def n_parameters(model: torch.nn.Module) -> int: return sum(p.numel() for p in model.parameters())
+def n_parameters(model: torch.nn.Module) -> int:
+    "How many numbers the parameters of `model` hold (a `meta` model's too: it has shapes, no storage)."
+    return sum(p.numel() for p in model.parameters())
 
 # %% ../nbs/10_cli.ipynb #42daf2fa
 def largest_fitting(cost, requested: int, budget: float, step: int = 1) -> int:

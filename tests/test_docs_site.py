@@ -299,9 +299,10 @@ def test_readme_is_generated_from_index_notebook(repo):
         'the results excerpt is missing: execute nbs/index.ipynb so its output is saved'
     assert re.search(r"\| post-hoc geodesic \| ([3-9]|\d\d) \| \d\.\d{4} ± ", text), \
         'the README should show a table over at least 3 seeds: run `geovq run`, then execute nbs/index.ipynb'
-    heads = [text.index(h) for h in ('## What the tutorial finds', '## The idea', '## Two commands', '## Results')]
-    assert heads == sorted(heads), 'the README opens with the verdict, then the idea, then how to run it'
-    verdict = text[heads[0]:heads[1]]
+    heads = [text.index(h) for h in ('## The idea', '## Two commands', '## What the tutorial finds', '## Results')]
+    assert heads == sorted(heads), 'the README opens with what it is and why, then how to run it, then what it finds'
+    assert text[:heads[1]].count('\n') < 40, 'how to run it is on the first screen'
+    verdict = text[heads[2]:heads[3]]
     assert re.search(r'\n- post-hoc geodesic vs post-hoc kmeans — MSE vs x [+-]\d\.\d+ \[[+-]\d\.\d+, [+-]\d\.\d+\]: ', verdict), \
         'the verdict (with intervals) is missing: run `geovq run`, then execute nbs/index.ipynb'
     assert "issue's targets" not in text

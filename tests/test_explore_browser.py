@@ -2,9 +2,9 @@
 
 Needs `/usr/bin/chromium` (Debian package `chromium`; override with GEOVQ_CHROMIUM) and the Python package `playwright`
 (never `playwright install`: we drive the system Chromium). Screenshots go to test-artifacts/explore-browser/.
-The notebook runs from a copy under test-artifacts/ (so the repository's notebook is never saved over), with a smaller
-training configuration in its own run folder runs/browser-test (see SHIM): the first run trains what is missing (a minute or
-two), later runs only load.
+The notebook runs from a copy under test-artifacts/ (so the repository's notebook is never saved over) against the session's
+tiny run (`chapters_run` in conftest.py, shared with the notebook tests), at that run's settings (see SHIM): the warm-up only
+fits what the chapter shows beyond the run, and Run All only loads.
 
 Every wait is on a condition in the page (an element, a count, a value), never a fixed pause, and every limit is a time
 measured on a quiet machine times LOAD_FACTOR (15; see the limits below). On a busy machine set GEOVQ_BROWSER_SLOWDOWN to a
@@ -131,13 +131,11 @@ def _box(loc) -> dict:
     loc.wait_for(state='visible', timeout=DRAW_S * 1000)
     return loc.bounding_box(timeout=DRAW_S * 1000)
 
-# The browser test runs the chapter on a smaller configuration, in its own run folder (runs/browser-test, kept between runs):
-# the widgets are the same, the one-off training is minutes shorter. The same shim runs in the warm-up and as the first cell
-# of the notebook copy, so both see the same settings and the notebook only loads.
-SMALL = dict(epochs=20, prior_epochs=4, finetune_epochs=2, geodesic_subsample=1000)
-SHIM = f"""import geovq_tutorial.vae as _vae
-_full_config = _vae.tutorial_config
-_vae.tutorial_config = lambda *cls, **changes: _full_config(*cls, **{{**{SMALL!r}, **changes}})   # browser test: smaller settings
+# The chapter reads the session's tiny run at that run's own settings (tests/notebook_runner.py's `follow_run`, until the
+# chapters' `tutorial_config` reads them itself). The same shim runs in the warm-up and as the first cell of the notebook copy.
+SHIM = f"""import os, sys; sys.path.insert(0, {str(ROOT / 'tests')!r})
+from pathlib import Path; from notebook_runner import follow_run
+follow_run(Path(os.environ['GEOVQ_TUTORIAL_RUN_DIR']))   # browser test: the tiny run's settings
 """
 WARM = SHIM + """
 import torch; torch.set_num_threads(1)
@@ -151,14 +149,14 @@ E.load_sample_sources(cfg, vae, inputs.codebooks)
 """
 
 def _warm_run_folder(env: dict, log: Path):
-    "Train or fit, once, what the chapter loads from runs/digits (VAE, codebooks, UMAP, priors, fine-tunes): Run All then only loads."
+    "Fit, once, what the chapter loads beyond the run (its projections, its sample sources): Run All then only loads."
     t0 = time.time()
     r = subprocess.run([sys.executable, '-c', WARM], cwd=ROOT, env=env, capture_output=True, text=True)
     log.write_text(f"warm-up took {time.time() - t0:.1f} s, exit {r.returncode}\n{r.stdout}\n{r.stderr}")
-    assert r.returncode == 0, f"preparing runs/digits failed:\n{r.stderr[-3000:]}"
+    assert r.returncode == 0, f"preparing the run folder failed:\n{r.stderr[-3000:]}"
 
 @pytest.fixture(scope='module')
-def lab(tmp_path_factory):
+def lab(tmp_path_factory, chapters_run):
     "A JupyterLab page with the explore chapter open and all its cells run; yields the Playwright page."
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) or set GEOVQ_CHROMIUM"
     if ART.exists(): shutil.rmtree(ART)
@@ -168,7 +166,7 @@ def lab(tmp_path_factory):
     _write_settings(tmp / 'lab-settings')
     port, token = _free_port(), secrets.token_hex(16)
     env = {**os.environ, 'PYTHONPATH': str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''), 'GEOVQ_PROGRESS': '0',
-           'GEOVQ_TUTORIAL_RUN_DIR': str(ROOT / 'runs' / 'browser-test'),
+           'GEOVQ_TUTORIAL_RUN_DIR': str(chapters_run),
            'JUPYTER_CONFIG_DIR': str(tmp / 'config'), 'JUPYTER_RUNTIME_DIR': str(tmp / 'runtime'),
            'JUPYTERLAB_SETTINGS_DIR': str(tmp / 'lab-settings'), 'JUPYTERLAB_WORKSPACES_DIR': str(tmp / 'workspaces'),
            'IPYTHONDIR': str(tmp / 'ipython'), 'JUPYTER_PLATFORM_DIRS': '1'}
