@@ -47,10 +47,15 @@ def wait_until(cond, timeout: float, what: str):
     return time.monotonic() - t0
 
 
+def foreground():
+    "In the child, before exec: Ctrl-C handled, as in a terminal's foreground (a background job, CI's too, inherits it ignored)."
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def started(second='time.sleep', arg='60'):
     "The parent process and its two workers, once both workers have imported torch (they are running their jobs)."
     proc = subprocess.Popen([sys.executable, '-c', SCRIPT.format(second=second, arg=arg)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+                            stderr=subprocess.PIPE, env={**os.environ, 'PYTHONUNBUFFERED': '1'}, preexec_fn=foreground)
     loaded = lambda w: 'libtorch' in Path(f'/proc/{w}/maps').read_text() if alive(w) else False
     wait_until(lambda: len(children(proc.pid)) == 2 and all(map(loaded, children(proc.pid))), 120, 'two workers with torch')
     return proc, children(proc.pid)
