@@ -158,12 +158,14 @@ def check_model_sizes(cfg: RunConfig, image_shape, n_vectors: int, memory: int):
 
 # %% ../nbs/10_cli.ipynb #c7da8c63
 def check_vector_counts(cfg: RunConfig, n_vectors: int):
-    "Refuse a K or a --knn that the latent vectors (16 per training image; the graph: at most --geodesic-subsample) cannot give."
-    graph = min(cfg.geodesic_subsample, n_vectors)
-    if cfg.codebook_k > graph:
-        refuse_size('codebook-k', cfg.codebook_k, graph, f"the codebooks cluster {graph} latent vectors")
-    if cfg.knn >= graph:
-        refuse_size('knn', cfg.knn, graph - 1, f"the geodesic graph joins {graph} latent vectors, each to its --knn nearest others")
+    """Refuse a K or a --knn the latent vectors cannot give: 16 per training image, of which k-medoids and the geodesic graph
+    take at most --geodesic-subsample."""
+    sub = min(cfg.geodesic_subsample, n_vectors)
+    most = sub if any(m != 'kmeans' for m in cfg.methods) else n_vectors
+    if cfg.codebook_k > most:
+        refuse_size('codebook-k', cfg.codebook_k, most, f"the codebooks cluster {most} latent vectors")
+    if any(m.startswith('geodesic') for m in cfg.methods) and cfg.knn >= sub:
+        refuse_size('knn', cfg.knn, sub - 1, f"the geodesic graph joins {sub} latent vectors, each to its --knn nearest others")
 
 # %% ../nbs/10_cli.ipynb #e09fb53a
 def default_run_dir(dataset: str) -> str:

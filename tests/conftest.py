@@ -77,7 +77,8 @@ def tiny_run(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp('tiny') / 'digits'
     geovq = Path(sys.executable).parent / 'geovq'
     env = {**os.environ, 'GEOVQ_PROGRESS': '0', 'PYTHONPATH': str(REPO)}
-    res = subprocess.run([str(geovq), 'run', '--run-dir', str(run), *TINY_RUN], capture_output=True, text=True, env=env)
+    res = subprocess.run([str(geovq), 'run', '--run-dir', str(run), *TINY_RUN], capture_output=True, text=True, env=env,
+                         preexec_fn=lambda: os.umask(0o022))      # whatever the caller's umask: test_stages checks the modes
     assert res.returncode == 0, f"the tiny run failed:\n{res.stderr[-5000:]}"
     return run
 

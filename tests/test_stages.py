@@ -1,4 +1,4 @@
-"""The run folder's reliability (issue 9, point 1), each case on a tiny complete run of one seed: a refused run changes nothing,
+"""The run folder's reliability (issue 9, point 1), each case on a copy of the session's tiny run (conftest.py): a refused run changes nothing,
 `report` works on a copied or read-only folder and shows what the evaluation was made with, a damaged sidecar is remade or
 refused with advice that works, and artifacts get the umask's mode. (Ctrl-C and resume: the chapters' tests.)"""
 import hashlib
@@ -16,12 +16,9 @@ from pathlib import Path
 import pytest
 
 from geovq_tutorial.core import STAGES, StageError, load_json
-from geovq_tutorial.pipeline import RunConfig, run_pipeline, load_run
+from geovq_tutorial.pipeline import run_pipeline, load_run
 
 GEOVQ = str(Path(sys.executable).parent / 'geovq')
-TINY = dict(epochs=2, hidden=8, codebook_k=8, codebook_methods='kmeans', prior_epochs=2, prior_dim=16, finetune_epochs=1,
-            vqvae_epochs=2, classifier_epochs=2, n_samples=32, eval_seeds='0', progress=False, geodesic_subsample=500)
-
 
 def geovq(*args, **kw):
     env = {**os.environ, 'GEOVQ_PROGRESS': '0', 'PYTHONPATH': str(Path(__file__).resolve().parents[1])}
@@ -51,24 +48,13 @@ def read_only(folder: Path):
         for p, m in modes.items(): p.chmod(m)
 
 
-@pytest.fixture(scope='module')
-def tiny_run():
-    "A complete run of the tiny configuration, made under umask 022, in a folder every user can read."
-    base = Path(tempfile.mkdtemp(prefix='geovq-stages-')); base.chmod(0o755)
-    old = os.umask(0o022)
-    try: run_pipeline(RunConfig(run_dir=str(base / 'run'), **TINY), verbose=False)
-    finally: os.umask(old)
-    yield base / 'run'
-    shutil.rmtree(base, ignore_errors=True)
-
-
 @pytest.fixture
 def copy_of(tiny_run):
-    "A fresh copy of the tiny run (its config.json still names the original folder)."
-    dst = tiny_run.parent / f'copy{len(list(tiny_run.parent.glob("copy*")))}'
-    shutil.copytree(tiny_run, dst)
-    yield dst
-    shutil.rmtree(dst, ignore_errors=True)
+    "A fresh copy of the tiny run (its config.json still names the original folder), in a folder every user can read."
+    base = Path(tempfile.mkdtemp(prefix='geovq-stages-')); base.chmod(0o755)
+    shutil.copytree(tiny_run, base / 'copy')
+    yield base / 'copy'
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def test_artifacts_have_the_umask_mode(tiny_run):
@@ -80,28 +66,28 @@ def test_artifacts_have_the_umask_mode(tiny_run):
 def test_refused_run_changes_nothing(copy_of):
     cfg = load_run(copy_of)
     before = snapshot(copy_of)
-    with pytest.raises(StageError) as e: run_pipeline(cfg.replace(hidden=16, prior_dim=32), verbose=False)
+    with pytest.raises(StageError) as e: run_pipeline(cfg.replace(hidden=16, prior_dim=16), verbose=False)
     msg = str(e.value)
-    assert 'nothing was changed' in msg and 'hidden: stored 8, now 16' in msg and 'prior_dim: stored 16, now 32' in msg
+    assert 'nothing was changed' in msg and 'hidden: stored 32, now 16' in msg and 'prior_dim: stored 32, now 16' in msg
     assert '`geovq run --force vae prior`' in msg or '`geovq run --force' in msg
     assert snapshot(copy_of) == before, 'a refused run leaves the folder as it was (config.json included)'
     res = geovq('run', '--config', copy_of / 'config.json', '--run-dir', copy_of, '--hidden', '16')
-    assert res.returncode == 2 and 'Traceback' not in res.stderr and 'hidden: stored 8, now 16' in res.stderr
+    assert res.returncode == 2 and 'Traceback' not in res.stderr and 'hidden: stored 32, now 16' in res.stderr
     assert snapshot(copy_of) == before
 
 
 def test_report_on_a_copied_folder_with_an_edited_config(tiny_run, copy_of):
     cfg = json.loads((copy_of / 'config.json').read_text())
     assert cfg['run_dir'] == str(tiny_run), 'the copy names the original folder'
-    cfg['codebook_k'] = 32                      # edited after the evaluation
+    cfg['codebook_k'] = 32                      # edited after the evaluation (made with 64)
     (copy_of / 'config.json').write_text(json.dumps(cfg))
     original = snapshot(tiny_run)
     res = geovq('report', '--run-dir', copy_of)
     assert res.returncode == 0, res.stderr
-    assert f"Report: {(copy_of / 'report.html').absolute()}" in res.stdout and 'K = 8' in res.stdout
+    assert f"Report: {(copy_of / 'report.html').absolute()}" in res.stdout and 'K = 64' in res.stdout
     metrics = load_json(copy_of / 'metrics.json')
-    assert metrics['K'] == 8 and metrics['settings']['codebook_k'] == 8, 'the K the evaluation was made with'
-    assert 'K = 8' in (copy_of / 'report.html').read_text()
+    assert metrics['K'] == 64 and metrics['settings']['codebook_k'] == 64, 'the K the evaluation was made with'
+    assert 'K = 64' in (copy_of / 'report.html').read_text()
     assert snapshot(tiny_run) == original, 'the folder config.json names is not touched'
 
 
@@ -145,7 +131,7 @@ def test_read_only_run_folder_is_loaded_and_reported(copy_of):
     with read_only(copy_of) as preexec:
         run = lambda *a: subprocess.run([*map(str, a)], capture_output=True, text=True, env=env, preexec_fn=preexec)
         loaded = run(sys.executable, '-c', LOAD, copy_of)
-        assert loaded.returncode == 0 and 'K 8' in loaded.stdout, loaded.stderr
+        assert loaded.returncode == 0 and 'K 64' in loaded.stdout, loaded.stderr
         report = run(GEOVQ, 'report', '--run-dir', copy_of)
         assert report.returncode == 0, report.stderr
         assert 'The report was not saved' in report.stdout and 'Report: not saved' in report.stdout and 'kmeans' in report.stdout
