@@ -6,8 +6,8 @@
     python docs/execute.py --run-dir /tmp/canon/digits   # the digits run lives there (photos: its sibling `photos`)
     python docs/execute.py --check                 # exit 1 if a notebook's code changed since its outputs were saved
 
-The canonical runs are made by `geovq run` itself: the digits with five evaluation seeds (`CANONICAL_RUNS` below), and the
-photo patches with every default, for the natural-images chapter. A notebook finds them through `GEOVQ_TUTORIAL_RUN_DIR`
+The canonical runs are made by `geovq run` itself, with every default (`CANONICAL_RUNS` below): the digits, the run a learner
+makes first, and the photo patches, for the natural-images chapter. So the saved outputs show the run a learner has. A notebook finds them through `GEOVQ_TUTORIAL_RUN_DIR`
 (`tutorial_config` in the VAE chapter). After each notebook: its widget state is dropped (a live widget's saved state is
 megabytes and shows nothing without a kernel), `nbdev_clean` tidies it, and `docs/executed.json` records the hash of its code
 cells and the fingerprint of the run it was executed against (`run_fingerprint`: the sha256 of the run's `metrics.json`
@@ -45,7 +45,7 @@ def _load_build():
 build = _load_build()
 WIDGET_MIME = build.WIDGET_MIME
 CANONICAL_RUNS = {   # run name -> the `geovq run` options that make it (besides --run-dir)
-    'digits': ['--eval-seeds', '0,1,2,3,4'],
+    'digits': [],                         # plain `geovq run`: the learner's run
     'photos': ['--dataset', 'photos'],
 }
 PHOTOS_CHAPTERS = ('11_natural_images.ipynb',)   # executed against the photos run; every other that reads a run, the digits
@@ -99,7 +99,17 @@ def headline(metrics: dict) -> dict:
     comps = [c for c in metrics.get('comparisons', []) if c['metric'] in VERDICT_METRICS and in_verdict(c)]
     return {'dataset': metrics['dataset'], 'K': metrics['K'], 'seeds': metrics['seeds'], 'n_test': metrics.get('n_test'),
             'comparisons': comps, 'targets': metrics.get('targets', []),
-            'mse': {r['variant']: r['mse']['mean'] for r in metrics.get('table', []) if 'mse' in r}}
+            'mse': {r['variant']: r['mse']['mean'] for r in metrics.get('table', []) if 'mse' in r},
+            'per_seed': per_seed_values(metrics)}
+
+
+PER_SEED_KEYS = ('mse', 'prior_nll', 'fd', 'ae_fd')   # the headline measures kept seed by seed, for another machine to check
+
+
+def per_seed_values(metrics: dict) -> dict:
+    "Each variant's headline measures seed by seed ({variant: {'seeds': [...], key: [...]}}), not only their means."
+    return {r['variant']: {'seeds': r['seeds'], **{k: r[k]['values'] for k in PER_SEED_KEYS if k in r}}
+            for r in metrics.get('table', [])}
 
 
 def run_dirs(digits_dir: Path) -> dict[str, Path]:
@@ -127,23 +137,39 @@ def strip_widget_state(path: Path) -> int:
     return dropped
 
 
-def execute(path: Path, run_dir: Path | None) -> float:
-    """Execute the notebook at `path` in place, top to bottom (slow cells included), against `run_dir`; return the seconds.
-    With `run_dir` None (a notebook that reads no run) it is pointed at an empty folder, which must stay empty."""
+def slowest_cells(path: Path, n: int = 3) -> list[dict]:
+    """The `n` slowest code cells of the just-executed notebook at `path` (nbclient's timing metadata, before `nbdev_clean`
+    drops it): their seconds and first line."""
+    from datetime import datetime
+    cells = []
+    for c in json.loads(path.read_text())['cells']:
+        t = c.get('metadata', {}).get('execution', {})
+        if c['cell_type'] == 'code' and 'iopub.execute_input' in t and 'shell.execute_reply' in t:
+            start, end = (datetime.fromisoformat(t[k].replace('Z', '+00:00')) for k in ('iopub.execute_input', 'shell.execute_reply'))
+            first = next((l for l in ''.join(c['source']).splitlines() if l.strip() and not l.startswith('#|')), '')
+            cells.append({'seconds': round((end - start).total_seconds(), 1), 'cell': c.get('id'), 'first_line': first[:80]})
+    return sorted(cells, key=lambda c: -c['seconds'])[:n]
+
+
+def execute(path: Path, run_dir: Path | None) -> tuple[float, list[dict]]:
+    """Execute the notebook at `path` in place, top to bottom (slow cells included), against `run_dir`; return the seconds and
+    its slowest cells. With `run_dir` None (a notebook that reads no run) it is pointed at an empty folder, which must stay empty."""
     if run_dir is None:
         with tempfile.TemporaryDirectory() as empty:
-            seconds = execute(path, Path(empty))
+            seconds, slowest = execute(path, Path(empty))
             if made := sorted(p.name for p in Path(empty).iterdir()):
                 raise SystemExit(f"{path.name} reads no canonical run (none of {RUN_READERS} in its code), but it wrote {made} "
                                  "into the run folder it was given: add what it calls to RUN_READERS in docs/execute.py")
-        return seconds
+        return seconds, slowest
     env = {**os.environ, 'GEOVQ_TUTORIAL_RUN_DIR': str(run_dir), 'GEOVQ_PROGRESS': '0'}
     t0 = time.perf_counter()
     subprocess.run([str(Path(sys.executable).parent / 'jupyter'), 'nbconvert', '--to', 'notebook', '--execute', '--inplace',
-                    '--ExecutePreprocessor.timeout=-1', str(path)], check=True, env=env, cwd=path.parent)
+                    '--ExecutePreprocessor.timeout=-1', '--ExecutePreprocessor.record_timing=True', str(path)],
+                   check=True, env=env, cwd=path.parent)
+    seconds, slowest = time.perf_counter() - t0, slowest_cells(path)
     strip_widget_state(path)
     subprocess.run([str(Path(sys.executable).parent / 'nbdev_clean'), '--fname', str(path)], check=True, cwd=REPO)
-    return time.perf_counter() - t0
+    return seconds, slowest
 
 
 def load_record(path: Path = RECORD) -> dict:
@@ -207,15 +233,15 @@ def main(argv=None) -> int:
     for path in todo:
         run = run_of(path)
         print(f"executing {path.name} against {dirs[run] if run else 'no run (it reads none)'} ...", flush=True)
-        seconds = execute(path, dirs['digits'] if run else None)      # the photos chapter finds its run beside the digits one
+        seconds, slowest = execute(path, dirs['digits'] if run else None)   # the photos chapter finds its run beside the digits one
         if run and run_fingerprint(dirs[run] / 'metrics.json') != record['runs'][run]['metrics_sha256']:
             raise SystemExit(f"{path.name} changed {dirs[run] / 'metrics.json'} while it ran (a stage was made again): the chapters "
                              "executed before it show the old run; run `python docs/execute.py` again to execute them all against the new one")
         record['chapters'][path.name] = {'code_sha256': code_hash(json.loads(path.read_text())), 'run': run,
                                          'metrics_sha256': record['runs'][run]['metrics_sha256'] if run else None,
-                                         'seconds': round(seconds)}
+                                         'seconds': round(seconds), 'slowest_cells': slowest}
         save_record(record)
-        print(f'  {path.name}: {seconds:.0f} s', flush=True)
+        print(f'  {path.name}: {seconds:.0f} s; slowest cells: ' + ', '.join(f"{c['seconds']} s ({c['first_line'][:40]})" for c in slowest), flush=True)
     subprocess.run([sys.executable, str(DOCS / 'build.py'), '--readme'], check=True, cwd=REPO)
     for line in stale(record): print('still stale:', line)
     return 0

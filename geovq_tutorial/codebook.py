@@ -30,7 +30,7 @@ __all__ = ['CODEBOOKS', 'DATA_FIELDS', 'PRECISION_STAGE', 'METRIC_STAGE', 'CODEB
            'make_codebook', 'codebook_params', 'training_grids', 'Geometry', 'fit_codebook', 'load_or_fit_precision',
            'run_geometry', 'training_metric', 'load_or_fit_codebook', 'psnr_from_mse', 'GeodesicReference',
            'reference_metrics', 'reference_edges', 'evaluate_codebook', 'run_references', 'compare_codebooks',
-           'summarize', 'codebook_stage']
+           'split_latents', 'split_metric', 'codebook_tokens', 'summarize', 'codebook_stage']
 
 # %% ../nbs/04_codebook.ipynb #86096d83
 @dataclass
@@ -775,6 +775,33 @@ def compare_codebooks(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplits, m
                     rows.append(evaluate_codebook(cb, vae, x, refs, mu, metric, assign=rule, codeword_metric=cw, edges=edges))
                     if verbose: print(f"K={K:4d} seed={seed} {method:12s} {rule:12s} " + ' '.join(f'{m}={rows[-1][m]:.4g}' for m in METRICS if m in rows[-1]))
     return rows
+
+# %% ../nbs/04_codebook.ipynb #4b599bc7
+def split_latents(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplits) -> tuple[dict, dict]:
+    """Encoder means [N, D, 4, 4] of every split and their metric tensors, {measure: [N*16, D, D]} for the expected and the
+    uncertainty-aware metric, from the stage 'metric' (computed once per VAE, then loaded: what a chapter reads instead of
+    measuring the vectors again with `encode_grid`)."""
+    (g_train, M_train), (_, Mu_train) = (training_metric(cfg, vae, data, source='mu', uncertainty=u) for u in (False, True))
+    grids, metric = {'train': g_train}, {'train': {'geodesic_distortion': M_train, 'geodesic_distortion_unc': Mu_train}}
+    prec = load_or_fit_precision(cfg, vae, data)
+    for s in ('val', 'test'):
+        grids[s], M = split_metric(cfg, vae, data, s)
+        metric[s] = {'geodesic_distortion': M, 'geodesic_distortion_unc': M + pullback_metric(prec, grid_to_vectors(grids[s]), batch_size=4096)}
+    return grids, metric
+
+def split_metric(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplits, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    "Encoder means [N, D, 4, 4] of the 'val' or 'test' split and their expected metric tensors [N*16, D, D], stored once (stage 'metric')."
+    def make():
+        grids = encode_means(vae, data.split(split)[0])
+        return {'grids': grids, 'metric': run_geometry(cfg, vae, data).metric(vae, grid_to_vectors(grids))}, {'vectors': len(grids) * CELLS}
+    t, _ = METRIC_STAGE.get(cfg, make, upstream={'vae': vae}, vectors=f'mu_{split}', source='mu', split=split)
+    return t['grids'], t['metric']
+
+def codebook_tokens(cb, grids: dict, metric: dict) -> dict:
+    "Token grids [N, 4, 4] of every split's means (the metric tensors are used by codebooks that need them)."
+    own = REFERENCE_OF['geodesic_unc' if getattr(cb, 'uncertainty', False) else 'geodesic']     # the metric of its own rule
+    return {s: cb.encode(grid_to_vectors(g), metric[s][own] if cb.needs_metric else None).reshape(-1, *g.shape[2:])
+            for s, g in grids.items()}
 
 # %% ../nbs/04_codebook.ipynb #3eb516a7
 SUMMARY_COLUMNS = [('K', 'K', 'd'), ('method', 'method', 's'), ('assign', 'assign', 's')] + [(m, m, '.4g') for m in METRICS]

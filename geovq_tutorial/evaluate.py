@@ -26,7 +26,8 @@ from .vae import SpatialVAE, CELLS, grid_downsamplings, load_or_train_vae, encod
 from .geometry import pullback_metric
 from .codebook import (CODEBOOKS, METRICS, code_usage, grid_to_vectors, load_or_fit_codebook, training_metric,
                                      evaluate_codebook, psnr_from_mse, REFERENCE_OF, load_or_fit_precision,
-                                     run_geometry, run_references, METRIC_STAGE, reference_metrics, reference_edges)
+                                     run_geometry, run_references, METRIC_STAGE, reference_metrics, reference_edges, split_latents,
+                                     split_metric, codebook_tokens)
 from .prior import load_or_train_prior, token_nll, baseline_nlls, sample_tokens, sample_per_position, tokens_to_images
 from .finetune import FinetuneConfig, load_or_finetune_decoder, load_or_train_vqvae, encode_tokens
 
@@ -37,11 +38,10 @@ __all__ = ['FEATURE_SPACES', 'VARIANT_LABELS', 'TABLE_COLUMNS', 'HIGHER_IS_BETTE
            'autoencoder_loss', 'autoencoder_mse', 'autoencoder_features', 'load_or_train_feature_ae', 'space_prefix',
            'frechet_distance', 'precision_recall', 'inception_score', 'pixel_stats', 'min_real_images', 'SampleScorer',
            'reconstruction_metrics', 'results_table', 't_interval', 'paired_difference', 'verdict', 'comparison_pairs',
-           'compare_variants', 'space_disagreements', 'check_targets', 'decode_latents', 'seed_config', 'split_latents',
-           'split_metric', 'codebook_tokens', 'method_models', 'vqvae_models', 'load_run_models', 'draw_generator',
-           'score_codebook', 'score_vae_and_vqvae', 'source_rows', 'other_source_rows', 'evaluation_upstream',
-           'run_scorer', 'check_sample_size', 'score_run', 'evaluate_run', 'evaluate_seeds', 'evaluate_seed',
-           'load_evaluation_samples']
+           'compare_variants', 'space_disagreements', 'check_targets', 'decode_latents', 'seed_config', 'method_models',
+           'vqvae_models', 'load_run_models', 'draw_generator', 'score_codebook', 'score_vae_and_vqvae', 'source_rows',
+           'other_source_rows', 'evaluation_upstream', 'run_scorer', 'check_sample_size', 'score_run', 'evaluate_run',
+           'evaluate_seeds', 'evaluate_seed', 'load_evaluation_samples']
 
 # %% ../nbs/07_evaluate.ipynb #62575a25
 @dataclass
@@ -553,32 +553,6 @@ def _jsonable(obj):
     if isinstance(obj, float) and not math.isfinite(obj): return None
     return obj
 
-# %% ../nbs/07_evaluate.ipynb #e8d6788a
-def split_latents(cfg: EvalConfig, vae: SpatialVAE, data: ImageSplits) -> tuple[dict, dict]:
-    """Encoder means [N, D, 4, 4] of every split and their metric tensors, {measure: [N*16, D, D]} for the expected and the
-    uncertainty-aware metric (the training split's from the codebook chapter's stage)."""
-    (g_train, M_train), (_, Mu_train) = (training_metric(cfg, vae, data, source='mu', uncertainty=u) for u in (False, True))
-    grids, metric = {'train': g_train}, {'train': {'geodesic_distortion': M_train, 'geodesic_distortion_unc': Mu_train}}
-    prec = load_or_fit_precision(cfg, vae, data)
-    for s in ('val', 'test'):
-        grids[s], M = split_metric(cfg, vae, data, s)
-        metric[s] = {'geodesic_distortion': M, 'geodesic_distortion_unc': M + pullback_metric(prec, grid_to_vectors(grids[s]), batch_size=4096)}
-    return grids, metric
-
-def split_metric(cfg: EvalConfig, vae: SpatialVAE, data: ImageSplits, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    "Encoder means [N, D, 4, 4] of the 'val' or 'test' split and their expected metric tensors [N*16, D, D], stored once (stage 'metric')."
-    def make():
-        grids = encode_means(vae, data.split(split)[0])
-        return {'grids': grids, 'metric': run_geometry(cfg, vae, data).metric(vae, grid_to_vectors(grids))}, {'vectors': len(grids) * CELLS}
-    t, _ = METRIC_STAGE.get(cfg, make, upstream={'vae': vae}, vectors=f'mu_{split}', source='mu', split=split)
-    return t['grids'], t['metric']
-
-def codebook_tokens(cb, grids: dict, metric: dict) -> dict:
-    "Token grids [N, 4, 4] of every split's means (the metric tensors are used by codebooks that need them)."
-    own = REFERENCE_OF['geodesic_unc' if getattr(cb, 'uncertainty', False) else 'geodesic']     # the metric of its own rule
-    return {s: cb.encode(grid_to_vectors(g), metric[s][own] if cb.needs_metric else None).reshape(-1, *g.shape[2:])
-            for s, g in grids.items()}
-
 # %% ../nbs/07_evaluate.ipynb #575af879
 def method_models(cfg: EvalConfig, m: str, vae: SpatialVAE, data: ImageSplits, grids: dict, metric: dict, device) -> tuple:
     "Codebook method `m`'s models of the run (stored ones loaded, missing ones made): (codebook, its tokens, prior, fine-tuned VAE)."
@@ -665,20 +639,23 @@ def score_vae_and_vqvae(cfg: EvalConfig, models, x: torch.Tensor, scorer: Sample
     return variants, samples
 
 # %% ../nbs/07_evaluate.ipynb #66b8fa61
-def source_rows(cfg: EvalConfig, models, data: ImageSplits) -> dict:
-    "The fair rows of every method fitted to both sources ('kmeans[mu]', 'kmeans[z]', ...), for a stored evaluation that lacks them."
+def source_rows(cfg: EvalConfig, models, data: ImageSplits, methods=None) -> dict:
+    """The fair rows of every method (default `cfg.methods`) fitted to both sources ('kmeans[mu]', 'kmeans[z]', ...), for a
+    stored evaluation that lacks them."""
+    methods = cfg.methods if methods is None else list(methods)
     reference, g, mt = run_references(cfg, models.vae, data), models.grids, models.metric
     own = {f'{m}[{cfg.codebook_source}]': evaluate_codebook(models.codebooks[m], models.vae, data.test, reference, g['test'], mt['test'])
-           for m in cfg.methods}
-    return {**own, **other_source_rows(cfg, models, data, reference)}
+           for m in methods}
+    return {**own, **other_source_rows(cfg, models, data, reference, methods)}
 
-def other_source_rows(cfg: EvalConfig, models, data: ImageSplits, reference) -> dict:
-    "The codebook chapter's fair row of each method fitted to the other source ('z' for a 'mu' run, and the reverse)."
+def other_source_rows(cfg: EvalConfig, models, data: ImageSplits, reference, methods=None) -> dict:
+    "The codebook chapter's fair row of each method (default `cfg.methods`) fitted to the other source ('z' for a 'mu' run, and the reverse)."
     other = 'z' if cfg.codebook_source == 'mu' else 'mu'
     g, mt = models.grids, models.metric
     train = (g['train'], mt['train']) if other == 'mu' else None
     return {f'{m}[{other}]': evaluate_codebook(load_or_fit_codebook(cfg.replace(codebook_source=other), models.vae, data, m, train=train),
-                                               models.vae, data.test, reference, g['test'], mt['test']) for m in cfg.methods}
+                                               models.vae, data.test, reference, g['test'], mt['test'])
+            for m in (cfg.methods if methods is None else methods)}
 
 # %% ../nbs/07_evaluate.ipynb #252982c4
 declare_stage('evaluation', ('dataset', 'val_fraction', 'test_fraction', 'photo_patches', 'seed', 'codebook_k', 'codebook_methods',

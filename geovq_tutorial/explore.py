@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 from .core import declare_stage, STAGES, fingerprint, module_device
 from .vae import GRID, CELLS, SpatialVAE, encode_means
 from .geometry import ContextDecoder, LatentGraph, pullback_metric, refine
-from .codebook import Geometry, grid_to_vectors, run_geometry
+from .codebook import Geometry, grid_to_vectors, run_geometry, split_latents, codebook_tokens
 from .finetune import FinetuneConfig
 
 # %% auto #0
@@ -131,14 +131,16 @@ def locate(self, v: int) -> tuple[int, int, int]:
 
 # %% ../nbs/08_explore.ipynb #ec1ff6bb
 @torch.no_grad()
-def prepare_inputs(vae, images: torch.Tensor, labels: torch.Tensor, codebooks: Mapping, classes: list[str] | None = None) -> ExploreInputs:
-    "Encode `images` with `vae`, tokenise the means with each codebook and decode everything once (on CPU)."
+def prepare_inputs(vae, images: torch.Tensor, labels: torch.Tensor, codebooks: Mapping, classes: list[str] | None = None,
+                   tokens: Mapping | None = None) -> ExploreInputs:
+    """Encode `images` with `vae`, tokenise the means with each codebook and decode everything once (on CPU). `tokens`: the
+    images' token grids per codebook where the caller has them (a run's, `codebook_tokens`), instead of measuring again."""
     if len(images) != len(labels): raise ValueError(f"got {len(images)} images but {len(labels)} labels")
     if not codebooks: raise ValueError("prepare_inputs needs at least one codebook (a dict name -> Codebook)")
     images = images.detach().cpu().float()
     mu = encode_means(vae, images)
     dec = decoder_of(vae)
-    tokens = {n: cb.encode_grid(mu) for n, cb in codebooks.items()}
+    tokens = {n: torch.as_tensor(tokens[n]) if tokens else cb.encode_grid(mu) for n, cb in codebooks.items()}
     recon = {'continuous': dec(mu), **{n: dec(cb.decode_grid(tokens[n]).float()) for n, cb in codebooks.items()}}
     classes = list(classes) if classes is not None else [str(c) for c in range(int(labels.max()) + 1)]
     return ExploreInputs(images, labels.cpu(), classes, mu, dict(codebooks), tokens, recon)
@@ -857,12 +859,13 @@ class RunMetrics:
     maps: dict[str, Callable[[torch.Tensor], torch.Tensor]]
     variances: dict[str, Callable | None] = field(default_factory=dict)
 
-def vector_metrics(vae: SpatialVAE, vectors: torch.Tensor, geometry: Geometry) -> RunMetrics:
-    "Both metrics of `vectors` [n, D] under `geometry` (with its precision network): the expected part once, plus J_sigma^T J_sigma."
+def vector_metrics(vae: SpatialVAE, vectors: torch.Tensor, geometry: Geometry, expected: torch.Tensor | None = None) -> RunMetrics:
+    """Both metrics of `vectors` [n, D] under `geometry` (with its precision network): the expected part once (or `expected`,
+    the stored tensors [n, D, D]), plus J_sigma^T J_sigma."""
     if geometry.precision is None:
         raise ValueError("vector_metrics needs a geometry with a precision network: run_geometry(cfg, vae, uncertainty=True)")
     dev, prec = module_device(vae), geometry.precision.cpu()
-    M = Geometry(geometry.ctx, geometry.cells).metric(vae, vectors).cpu()              # the expensive part, once
+    M = Geometry(geometry.ctx, geometry.cells).metric(vae, vectors).cpu() if expected is None else expected   # the expensive part, once
     sigma = pullback_metric(prec, vectors.cpu(), batch_size=4096)
     G = ContextDecoder(vae, geometry.ctx, geometry.cells)
     expected = lambda z: G(z.to(dev)).cpu()
@@ -887,7 +890,9 @@ def load_explore_inputs(cfg: FinetuneConfig, data=None, split: str = 'test', met
     x, y = (t[:max_images] for t in data.split(split))
     vae, _ = load_or_train_vae(cfg, data, device=device)
     books = {m: load_or_fit_codebook(cfg, vae, data, m) for m in (methods or cfg.methods)}
-    return vae, prepare_inputs(vae, x, y, books, data.classes)
+    grids, metric = split_latents(cfg, vae, data)                  # the run's stored metric tensors: nothing measured again
+    tokens = {m: codebook_tokens(cb, {split: grids[split]}, {split: metric[split]})[split][:max_images] for m, cb in books.items()}
+    return vae, prepare_inputs(vae, x, y, books, data.classes, tokens)
 
 def load_projections(cfg: FinetuneConfig, vae: SpatialVAE, inputs: ExploreInputs,
                      methods: tuple[str, ...] = PROJECTIONS) -> dict[str, Projection]:
@@ -909,9 +914,16 @@ def geodesic_path_for(cfg: FinetuneConfig, vae: SpatialVAE, inputs: ExploreInput
         M = geometry.metric(vae, inputs.vectors)
     return GraphGeodesicPath(LatentGraph(inputs.vectors, M, k=cfg.knn, variance=geometry and geometry.precision))
 
-def load_run_metrics(cfg: FinetuneConfig, vae: SpatialVAE, inputs: ExploreInputs, data=None) -> RunMetrics:
-    "The run's two metrics on the inputs' vectors: its contexts and its precision network (stage 'precision', fitted when missing)."
-    return vector_metrics(vae, inputs.vectors, run_geometry(cfg, vae, data, uncertainty=True))
+def load_run_metrics(cfg: FinetuneConfig, vae: SpatialVAE, inputs: ExploreInputs, data=None, split: str = 'test') -> RunMetrics:
+    """The run's two metrics on the inputs' vectors (the first images of `split`): its contexts and its precision network, the
+    expected part read from the stage 'metric' (`split_latents`; measured only for vectors it does not hold)."""
+    from geovq_tutorial.data import load_dataset_for
+    data = data or load_dataset_for(cfg)
+    grids, metric = split_latents(cfg, vae, data)
+    n, stored = len(inputs.vectors), grid_to_vectors(grids[split])
+    same = n <= len(stored) and torch.allclose(stored[:n], inputs.vectors, atol=1e-5)
+    return vector_metrics(vae, inputs.vectors, run_geometry(cfg, vae, data, uncertainty=True),
+                          metric[split]['geodesic_distortion'][:n] if same else None)
 
 # %% ../nbs/08_explore.ipynb #5d908094
 def load_sample_sources(cfg: FinetuneConfig, vae: SpatialVAE, codebooks: Mapping, data=None, device=None) -> dict[str, SampleSource]:
@@ -921,9 +933,10 @@ def load_sample_sources(cfg: FinetuneConfig, vae: SpatialVAE, codebooks: Mapping
     from geovq_tutorial.prior import load_or_train_prior, sample_tokens
     from geovq_tutorial.finetune import load_or_finetune_decoder
     data = data or load_dataset_for(cfg)
+    grids, metric = split_latents(cfg, vae, data)              # the run's stored metric tensors: nothing measured again
     out = {}
     for name, cb in codebooks.items():
-        codes = {s: cb.encode_grid(encode_means(vae, getattr(data, s))) for s in ('train', 'val')}
+        codes = codebook_tokens(cb, grids, metric)
         prior, _ = load_or_train_prior(cfg, cb.name, codes['train'], codes['val'], cb.K, device=device)
         tuned, _ = load_or_finetune_decoder(cfg, vae, cb, data, device=device)
         sampler = lambda n, temperature, top_k, generator, prior=prior: sample_tokens(prior, n, temperature, top_k, generator)

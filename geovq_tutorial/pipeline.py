@@ -30,7 +30,8 @@ from .vae import load_or_train_vae, encode_means
 from .codebook import METRICS
 from .prior import tokens_to_images
 from .finetune import load_or_finetune_decoder
-from .evaluate import (EvalConfig, evaluate_seed, run_scorer, check_sample_size, split_latents, method_models, vqvae_models, load_run_models, seed_config, results_table, check_targets, TABLE_COLUMNS,
+from .codebook import split_latents
+from .evaluate import (EvalConfig, evaluate_seed, run_scorer, check_sample_size, method_models, vqvae_models, load_run_models, seed_config, results_table, check_targets, TABLE_COLUMNS,
                                      VARIANT_LABELS, load_evaluation_samples, compare_variants,
                                      space_disagreements, t_interval, decode_latents)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,15 +18,16 @@ import torch.nn.functional as F
 from fastcore.basics import patch_to
 
 from .core import (
-    CheckpointError, Trainer, at_least, declare_stage, in_batches, load_weights, module_device, non_negative,
+    CheckpointError, Trainer, at_least, declare_stage, in_batches, load_json, load_weights, module_device, non_negative,
     pick_device, positive, setting, setup_run)
 from .data import DataConfig, ImageSplits, load_dataset_for
 from .data import check_images as _check_pixels
 
 # %% auto #0
-__all__ = ['GRID', 'CELLS', 'LOGVAR_MAX', 'VAE_STAGE', 'VAEConfig', 'grid_downsamplings', 'SpatialVAE', 'bound_logvar',
-           'ELBOTerms', 'elbo_terms', 'vae_loss', 'evaluate_vae', 'train_vae', 'vae_checkpoint', 'load_or_train_vae',
-           'load_vae', 'encode_means', 'tutorial_config', 'chapter_setup', 'channel_variance', 'active_channels']
+__all__ = ['GRID', 'CELLS', 'LOGVAR_MAX', 'VAE_STAGE', 'CHAPTER_THREADS', 'VAEConfig', 'grid_downsamplings', 'SpatialVAE',
+           'bound_logvar', 'ELBOTerms', 'elbo_terms', 'vae_loss', 'evaluate_vae', 'train_vae', 'vae_checkpoint',
+           'load_or_train_vae', 'load_vae', 'encode_means', 'tutorial_config', 'chapter_setup', 'channel_variance',
+           'active_channels']
 
 # %% ../nbs/02_vae.ipynb #d62e294b
 @dataclass
@@ -229,15 +231,21 @@ def encode_means(model: SpatialVAE, x: torch.Tensor, batch_size: int = 1024) -> 
     return in_batches(lambda xb: model.encode(xb)[0], x, batch_size, module_device(model))
 
 # %% ../nbs/02_vae.ipynb #97c220cf
+CHAPTER_THREADS = 1   # torch threads in a chapter: beside JupyterLab and a browser, one thread ran the metric 2.6x faster than two
+
 def tutorial_config(cls=VAEConfig, **changes):
-    "The notebooks' configuration (section `cls`): the defaults, run folder `runs/digits` at the repository root (or `$GEOVQ_TUTORIAL_RUN_DIR`)."
+    """The notebooks' configuration (section `cls`) for the run folder `runs/digits` at the repository root (or
+    `$GEOVQ_TUTORIAL_RUN_DIR`): the settings of the run's own `config.json` where `geovq run` wrote one (so a chapter shows the
+    run it reads), else the defaults; one torch thread (`CHAPTER_THREADS`); then `changes`."""
     here = Path.cwd()
     root = next((p for p in [here, *here.parents] if (p / 'settings.ini').exists()), here)
     run_dir = os.environ.get('GEOVQ_TUTORIAL_RUN_DIR') or str(root / 'runs' / 'digits')
-    return cls(**{'run_dir': run_dir, **changes})
+    names = {f.name for f in dataclasses.fields(cls)} - {'run_dir'}
+    stored = load_json(Path(run_dir) / 'config.json') if (Path(run_dir) / 'config.json').is_file() else {}
+    return cls(**{**{k: v for k, v in stored.items() if k in names}, 'threads': CHAPTER_THREADS, 'run_dir': run_dir, **changes})
 
 def chapter_setup(cls=VAEConfig, **changes) -> SimpleNamespace:
-    "A chapter's start: its configuration, the device, the data and the tutorial's VAE (trained once, then loaded)."
+    "A chapter's start: its configuration (`tutorial_config`), the device, the data and the run's VAE (trained if missing, then loaded)."
     cfg = tutorial_config(cls, **changes)
     device = setup_run(cfg)
     data = load_dataset_for(cfg)

@@ -3,7 +3,7 @@
 Needs `/usr/bin/chromium` (Debian package `chromium`; override with GEOVQ_CHROMIUM) and the Python package `playwright`
 (never `playwright install`: we drive the system Chromium). Screenshots go to test-artifacts/explore-browser/.
 The notebook runs from a copy under test-artifacts/ (so the repository's notebook is never saved over) against the session's
-tiny run (`chapters_run` in conftest.py, shared with the notebook tests), at that run's settings (see SHIM): the warm-up only
+tiny run (`chapters_run` in conftest.py, shared with the notebook tests), at that run's settings (its config.json): the warm-up only
 fits what the chapter shows beyond the run, and Run All only loads.
 
 Every wait is on a condition in the page (an element, a count, a value), never a fixed pause, and every limit is a time
@@ -68,7 +68,7 @@ def _write_settings(settings: Path):
 def _copy_notebook(dest: Path) -> Path:
     "The chapter without its nbdev_export cell (it would rewrite the package), with a kernelspec so Lab asks nothing."
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    nb.cells = [nbformat.v4.new_code_cell(SHIM)] + [c for c in nb.cells if 'nbdev_export' not in c.source]
+    nb.cells = [c for c in nb.cells if 'nbdev_export' not in c.source]
     nb.metadata['kernelspec'] = {'display_name': 'Python 3 (ipykernel)', 'language': 'python', 'name': 'python3'}
     dest.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, dest / NOTEBOOK.name)
@@ -131,13 +131,8 @@ def _box(loc) -> dict:
     loc.wait_for(state='visible', timeout=DRAW_S * 1000)
     return loc.bounding_box(timeout=DRAW_S * 1000)
 
-# The chapter reads the session's tiny run at that run's own settings (tests/notebook_runner.py's `follow_run`, until the
-# chapters' `tutorial_config` reads them itself). The same shim runs in the warm-up and as the first cell of the notebook copy.
-SHIM = f"""import os, sys; sys.path.insert(0, {str(ROOT / 'tests')!r})
-from pathlib import Path; from notebook_runner import follow_run
-follow_run(Path(os.environ['GEOVQ_TUTORIAL_RUN_DIR']))   # browser test: the tiny run's settings
-"""
-WARM = SHIM + """
+# The chapter reads the session's tiny run at that run's own settings: `tutorial_config` starts from the run's config.json.
+WARM = """
 import torch; torch.set_num_threads(1)
 from geovq_tutorial.vae import tutorial_config
 from geovq_tutorial.finetune import FinetuneConfig
