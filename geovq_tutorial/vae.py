@@ -233,13 +233,13 @@ def encode_means(model: SpatialVAE, x: torch.Tensor, batch_size: int = 1024) -> 
 # %% ../nbs/02_vae.ipynb #97c220cf
 CHAPTER_THREADS = 1   # torch threads in a chapter: beside JupyterLab and a browser, one thread ran the metric 2.6x faster than two
 
-def tutorial_config(cls=VAEConfig, **changes):
-    """The notebooks' configuration (section `cls`) for the run folder `runs/digits` at the repository root (or
-    `$GEOVQ_TUTORIAL_RUN_DIR`): the settings of the run's own `config.json` where `geovq run` wrote one (so a chapter shows the
-    run it reads), else the defaults; one torch thread (`CHAPTER_THREADS`); then `changes`."""
+def tutorial_config(cls=VAEConfig, run_dir: str | None = None, **changes):
+    """The notebooks' configuration (section `cls`) for the run folder `run_dir` (default `runs/digits` at the repository root,
+    or `$GEOVQ_TUTORIAL_RUN_DIR`): the settings of the run's own `config.json` where `geovq run` wrote one (so a chapter shows
+    the run it reads), else the defaults; one torch thread (`CHAPTER_THREADS`); then `changes`."""
     here = Path.cwd()
     root = next((p for p in [here, *here.parents] if (p / 'settings.ini').exists()), here)
-    run_dir = os.environ.get('GEOVQ_TUTORIAL_RUN_DIR') or str(root / 'runs' / 'digits')
+    run_dir = str(run_dir or os.environ.get('GEOVQ_TUTORIAL_RUN_DIR') or root / 'runs' / 'digits')
     names = {f.name for f in dataclasses.fields(cls)} - {'run_dir'}
     stored = load_json(Path(run_dir) / 'config.json') if (Path(run_dir) / 'config.json').is_file() else {}
     return cls(**{**{k: v for k, v in stored.items() if k in names}, 'threads': CHAPTER_THREADS, 'run_dir': run_dir, **changes})
