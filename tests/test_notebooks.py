@@ -20,3 +20,16 @@ def test_notebook_runs(notebook, chapters_run):
                          cwd=REPO, env=env, capture_output=True, text=True)
     print(res.stdout[-2000:]); print(res.stderr[-20000:], file=sys.stderr)
     assert res.returncode == 0 and f'{notebook}: passed' in res.stdout, f'{notebook} failed (see stderr above)'
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    import hashlib
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob('*')) if p.is_file()}
+
+
+def test_chapters_rewrite_nothing_the_run_holds(tiny_run, chapters_run):
+    """After every chapter has read the run (the tests above, in reading order), each artifact the run made is byte-identical:
+    the chapters loaded the run's stages, they did not make any of them again (they may add what lies beyond the run)."""
+    before, after = _digests(tiny_run), _digests(chapters_run)
+    changed = sorted(k for k, v in before.items() if after.get(k) != v and not k.endswith('.lock'))
+    assert not changed, f"the chapters rewrote or removed these artifacts of the run they read: {changed[:10]}"
