@@ -25,7 +25,7 @@ from .vae import VAEConfig, SpatialVAE, load_or_train_vae
 from .prior import TransformerPrior
 from .codebook import CodebookConfig, codebook_stage
 from .pipeline import (RunConfig, WRITE_ERRORS, read_config, load_run, check_run_dir, begin_run, run_pipeline,
-                                     write_report, collect_metrics, results_text, cannot_write, verdict_lines)
+                                     write_report, collect_metrics, results_text, cannot_write, verdict_lines, verdict_paragraph)
 
 # %% auto #0
 __all__ = ['COMMANDS', 'EXAMPLES', 'EMPTY_RUN_DIR', 'TRAINING_BYTES_PER_PARAMETER', 'PATCH_BYTES', 'HEADLINE', 'build_parser',
@@ -208,7 +208,8 @@ def _report_lines(cfg, metrics: dict, report: Path | None) -> list[str]:
     where = (['Report: not saved (the folder cannot be written; printed above)'] if report is None else
              [f"Report: {report.absolute()}", f"Open it: {shlex.quote(sys.executable)} -m webbrowser {shlex.quote(report.absolute().as_uri())}"])
     return [f"Results ({metrics['dataset']}, test split, K = {metrics['K']}, seeds {metrics['seeds']}; mean ± std):",
-            *results_text(metrics, HEADLINE).splitlines(), '', 'Verdict:', *verdict_lines(metrics), '', *where]
+            *results_text(metrics, HEADLINE).splitlines(), '', 'Verdict:', verdict_paragraph(metrics, 'this report'), '',
+            'Pair by pair, with intervals:', *verdict_lines(metrics)[1:], '', *where]
 
 def _execute(ns, cfg: RunConfig) -> list[str]:
     "Run the subcommand; return the lines that summarise its result."

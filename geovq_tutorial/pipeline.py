@@ -33,17 +33,18 @@ from .finetune import load_or_finetune_decoder
 from .codebook import split_latents
 from .evaluate import (EvalConfig, evaluate_seed, run_scorer, check_sample_size, method_models, vqvae_models, load_run_models, seed_config, results_table, check_targets, TABLE_COLUMNS,
                                      VARIANT_LABELS, load_evaluation_samples, compare_variants,
-                                     space_disagreements, t_interval, decode_latents)
+                                     space_disagreements, t_interval, decode_latents, HIGHER_IS_BETTER)
 
 _explore = importlib.import_module('geovq_tutorial.explore')   # declares the 'projection' stage: part of a run folder too
 
 # %% auto #0
-__all__ = ['WRITE_ERRORS', 'VERDICT_QUESTIONS', 'VERDICT_METRICS', 'BAR_METRICS', 'RunConfig', 'stage_table', 'seed_folders',
-           'read_config', 'cannot_write', 'check_run_dir', 'run_conflicts', 'refuse_conflicts', 'damaged_artifacts',
-           'clear_stale', 'check_run', 'begin_run', 'stored_evaluation', 'collect_metrics', 'results_text',
-           'in_verdict', 'difference_text', 'verdict_lines', 'comparisons_table', 'measure_bars', 'reconstructions',
-           'image_rows', 'labelled_rows', 'lines_html', 'report_html', 'report_text', 'report_images', 'write_report',
-           'load_run', 'seed_part', 'pipeline_jobs', 'run_workers', 'run_pipeline']
+__all__ = ['WRITE_ERRORS', 'VERDICT_QUESTIONS', 'VERDICT_METRICS', 'VERDICT_SUBJECTS', 'MEASURE_WORDS', 'BAR_METRICS',
+           'RunConfig', 'stage_table', 'seed_folders', 'read_config', 'cannot_write', 'check_run_dir', 'run_conflicts',
+           'refuse_conflicts', 'damaged_artifacts', 'clear_stale', 'check_run', 'begin_run', 'stored_evaluation',
+           'collect_metrics', 'results_text', 'in_verdict', 'difference_text', 'verdict_lines', 'decision_sign',
+           'question_phrase', 'verdict_paragraph', 'comparisons_table', 'measure_bars', 'reconstructions', 'image_rows',
+           'labelled_rows', 'lines_html', 'report_html', 'report_text', 'report_images', 'write_report', 'load_run',
+           'seed_part', 'pipeline_jobs', 'run_workers', 'run_pipeline']
 
 # %% ../nbs/09_pipeline.ipynb #dae76c90
 @dataclass
@@ -248,6 +249,40 @@ def verdict_lines(metrics: dict, questions: dict = VERDICT_QUESTIONS, keys=VERDI
                          + '; '.join(difference_text(c) for c in mine if (c['a'], c['b']) == (a, b)))
     return lines
 
+# %% ../nbs/09_pipeline.ipynb #b2ecc1b0
+VERDICT_SUBJECTS = {   # question: (subject, what it is compared with, what is counted, the measures of the paragraph)
+    'fine-tune': ('the decoder fine-tune', 'no fine-tune', 'codebooks', ('mse', 'fd')),
+    'geodesic vs Euclidean': ('geodesic codebooks', 'Euclidean ones', 'pairs', ('mse', 'fd')),
+    'fine-tune vs control': ('the fine-tune', 'its control', 'codebooks', ('mse',)),
+    'post-hoc vs end-to-end': ('post-hoc codebooks, fine-tuned,', 'the end-to-end VQ-VAE', 'codebooks', ('mse', 'fd'))}
+MEASURE_WORDS = {'mse': 'test MSE', 'fd': 'sample FD'}
+
+def decision_sign(c: dict) -> int:
+    "+1 where the decision rule finds B better than A, -1 where it finds B worse, 0 where it finds no measurable difference."
+    if c['lo'] is None or c['lo'] <= 0 <= c['hi']: return 0
+    return 1 if (c['lo'] > 0) == (c['metric'] in HIGHER_IS_BETTER) else -1
+
+def question_phrase(comps: list[dict], subject: str, ref: str, unit: str, measures) -> str:
+    "What the rule finds for one question: better or worse, in which measure, for how many; the measures it leaves undecided."
+    parts, undecided = [], []
+    for k in measures:
+        if not (sel := [c for c in comps if c['metric'] == k]): continue
+        better, worse = sum(decision_sign(c) == 1 for c in sel), sum(decision_sign(c) == -1 for c in sel)
+        parts += [f"{word} than {ref} in {MEASURE_WORDS[k]} for {n} of {len(sel)} {unit}" for word, n in (('better', better), ('worse', worse)) if n]
+        if not better and not worse: undecided.append((MEASURE_WORDS[k], len(sel)))
+    if undecided: parts.append(f"undecided against {ref} in {' and '.join(w for w, _ in undecided)} for all {undecided[0][1]} {unit}")
+    return f"{subject} " + ', '.join(parts)
+
+def verdict_paragraph(metrics: dict, where: str = 'this page') -> str:
+    "The run's verdict in a few generated sentences: per question, which way the decision rule decides and for how many."
+    comps = [c for c in metrics.get('comparisons', []) if in_verdict(c)]
+    phrases = [question_phrase([c for c in comps if c['question'] == q], *args) for q, args in VERDICT_SUBJECTS.items()
+               if any(c['question'] == q for c in comps)]
+    if not phrases: return verdict_lines(metrics)[0]
+    return (f"On the {metrics['dataset']} run behind {where} ({len(metrics['seeds'])} seed(s), K = {metrics['K']}, "
+            f"{metrics.get('n_test')} test images per seed) the decision rule finds: " + '; '.join(phrases) +
+            ". Undecided means no measurable difference at this n, not equality.")
+
 # %% ../nbs/09_pipeline.ipynb #b7be2a54
 def _verdict(t) -> str: return 'met' if t['met'] else 'NOT met' if t['met'] is False else 'n/a (no interval)'
 def _ci(t) -> str: return f" [{t['lo']:.4g}, {t['hi']:.4g}]" if t.get('lo') is not None else ''
@@ -351,7 +386,8 @@ def report_html(metrics: dict, run_dir: Path, samples: dict[str, torch.Tensor], 
 <style>{_STYLE}</style></head><body><h1>geovq run report</h1>
 <p>Dataset <b>{e(str(metrics['dataset']))}</b>, K = {metrics['K']}, seeds {metrics['seeds']}, held-out test split
 (n = {metrics['n_test']} images). Run folder <code>{e(str(where))}</code>.</p>
-<h2>Verdict</h2>{lines_html(verdict_lines(metrics))}
+<h2>Verdict</h2><p>{e(verdict_paragraph(metrics, "this report"))}</p>
+<details open><summary>Pair by pair</summary>{lines_html(verdict_lines(metrics))}</details>
 <p>A difference is a finding only when its 95% interval excludes 0; every measure of every comparison is in "All numbers" below.</p>
 {_figures_html(metrics, samples, images)}
 <h2>All numbers</h2><p>Mean ± standard deviation over the seeds.</p><div class="wide">{results_text(metrics, how='html')}</div>

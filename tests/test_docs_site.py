@@ -303,8 +303,11 @@ def test_readme_is_generated_from_index_notebook(repo):
     assert heads == sorted(heads), 'the README opens with what it is and why, then how to run it, then what it finds'
     assert text[:heads[1]].count('\n') < 40, 'how to run it is on the first screen'
     verdict = text[heads[2]:heads[3]]
-    assert re.search(r'\n- post-hoc geodesic vs post-hoc kmeans — MSE vs x [+-]\d\.\d+ \[[+-]\d\.\d+, [+-]\d\.\d+\]: ', verdict), \
-        'the verdict (with intervals) is missing: run `geovq run`, then execute nbs/index.ipynb'
+    assert re.search(r'On the digits run behind this page \(\d+ seed\(s\), K = 64, \d+ test images per seed\) the decision rule finds: '
+                     r'the decoder fine-tune (better|worse|undecided)', verdict), \
+        'the verdict paragraph is missing: run `geovq run`, then execute nbs/index.ipynb'
+    assert len(text.split()) <= 1500, f"the README has {len(text.split())} words: the front door is one screen and a table"
+    assert (repo / 'CONTRIBUTING.md').exists() and '(CONTRIBUTING.md)' in text, 'maintainer material lives in CONTRIBUTING.md'
     assert "issue's targets" not in text
     first = text.lower().find('journal')        # a project word: the front door defines it where it first uses it
     defined = text.find('**The journal.**')
