@@ -394,8 +394,9 @@ def write_sources(src: Path) -> list[tuple[str, str]]:
         (src / 'api' / 'source' / f'{module}.md').write_text(source_page(module))
     (src / 'api' / 'index.md').write_text('# API reference\n\nOne page per module, in the order of the chapters.\n\n'
                                           '```{toctree}\n:maxdepth: 1\n\n' + '\n'.join(mods) + '\n```\n')
+    shutil.copy(REPO / 'CONTRIBUTING.md', src / 'CONTRIBUTING.md')   # the maintainers' page: the landing page links to it
     toc = ('```{toctree}\n:hidden:\n:caption: Chapters\n:maxdepth: 1\n\n' + '\n'.join(n for n, _ in pages[1:]) + '\n```\n\n'
-           '```{toctree}\n:hidden:\n:caption: Reference\n:maxdepth: 1\n\napi/index\n```\n')
+           '```{toctree}\n:hidden:\n:caption: Reference\n:maxdepth: 1\n\napi/index\nCONTRIBUTING\n```\n')
     nbs['index']['cells'].append({'cell_type': 'markdown', 'metadata': {}, 'source': toc})
     for name, nb in nbs.items():
         nb.setdefault('nbformat', 4); nb.setdefault('nbformat_minor', 5)

@@ -16,7 +16,7 @@ from fastcore.basics import patch_to
 
 from .core import (
     setting, at_least, one_of, CheckpointError, declare_stage, fingerprint, in_batches, module_device, save_checkpoint,
-    load_checkpoint, setup_run)
+    load_checkpoint, load_json, setup_run)
 from .data import ImageSplits, load_dataset_for
 from .vae import GRID, CELLS, SpatialVAE, encode_means, load_vae
 from .geometry import (GeometryConfig, LatentGraph, MIN_EDGE, attach_edges, ContextDecoder, knn_index,
@@ -400,7 +400,8 @@ def _fit(self, v, metric):
     graph = LatentGraph(v, metric, k=self.knn, on_disconnected=self.on_disconnected, variance=self.variance)   # 1. the full graph
     t1 = time.perf_counter()
     sub = subsample_indices(len(v), self.subsample, self.seed)                                        # 2. medoids
-    sub_graph = graph if len(sub) == len(v) else LatentGraph(v[sub], metric[sub], k=self.knn, variance=self.variance)
+    sub_graph = graph if len(sub) == len(v) else LatentGraph(v[sub], metric[sub], k=self.knn, on_disconnected=self.on_disconnected,
+                                                               variance=self.variance)
     Dsub = sub_graph.distances()
     t2 = time.perf_counter()
     med, _, info = kmedoids(Dsub, self.K, self.seed)
@@ -477,8 +478,12 @@ def save(self, path: str | Path) -> Path:
 
 @patch_to(Codebook, cls_method=True)
 def load(cls, path: str | Path, vae: SpatialVAE | None = None) -> Codebook:
-    "Load a codebook written by `save`; with `vae`, refuse a codebook of another VAE and attach it."
-    return Codebook.from_state(*load_checkpoint(path), vae=vae)
+    """Load a codebook written by `save`, or one a run wrote (stage 'codebooks': its record is the sidecar `.json` beside the
+    file); with `vae`, refuse a codebook of another VAE and attach it."""
+    tensors, meta = load_checkpoint(path)
+    sidecar = Path(path).with_suffix('.json')
+    record = meta if meta.get('kind') == 'codebook' or not sidecar.is_file() else load_json(sidecar)
+    return Codebook.from_state(tensors, record, vae=vae)
 
 # %% ../nbs/04_codebook.ipynb #980d6782
 @torch.no_grad()

@@ -352,6 +352,7 @@ def make_vqvae(cfg: FinetuneConfig, image_shape) -> VQVAE:
 def train_vqvae(model: VQVAE, data: ImageSplits, cfg: FinetuneConfig, device: torch.device | None = None, checkpoint=None) -> dict:
     """Train a VQ-VAE from scratch. `VQVAE`: autoencoder warm-up (10% of the epochs), k-means init, then STE + codebook +
     commitment with dead-code restarts; `EMAVQVAE`: its layer's EMA codebook from the first epoch."""
+    for split in ('train', 'val'): model.vae.check_images(getattr(data, split), f'{data.name} {split} images')   # before any work
     run = EMATraining(data, cfg) if isinstance(model, EMAVQVAE) else VQVAETraining(data, cfg)
     if cfg.vqvae_epochs <= max(run.warmup, 1): raise ValueError(f"vqvae_epochs={cfg.vqvae_epochs} leaves no epoch after the warm-up; use at least 2")
     model.to(device or module_device(model))

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import base64
+from contextlib import contextmanager
 import errno
 import html
 import importlib
@@ -44,7 +45,7 @@ __all__ = ['WRITE_ERRORS', 'VERDICT_QUESTIONS', 'VERDICT_METRICS', 'VERDICT_SUBJ
            'collect_metrics', 'results_text', 'in_verdict', 'difference_text', 'verdict_lines', 'decision_sign',
            'question_phrase', 'verdict_paragraph', 'comparisons_table', 'measure_bars', 'reconstructions', 'image_rows',
            'labelled_rows', 'lines_html', 'report_html', 'report_text', 'report_images', 'write_report', 'load_run',
-           'seed_part', 'pipeline_jobs', 'run_workers', 'run_pipeline']
+           'seed_part', 'pipeline_jobs', 'run_workers', 'run_lock', 'run_pipeline']
 
 # %% ../nbs/09_pipeline.ipynb #dae76c90
 @dataclass
@@ -466,15 +467,33 @@ def run_workers(cfg: RunConfig, jobs: list[Job]) -> int:
     "How many worker processes the run uses: `cfg.workers`, or one per CPU core (at most 8); never more than there are jobs."
     return max(1, min(cfg.workers or min(os.cpu_count() or 1, 8), len(jobs)))
 
+# %% ../nbs/09_pipeline.ipynb #193fdb83
+@contextmanager
+def run_lock(cfg: RunConfig, say=print):
+    "Hold `<run_dir>/.locks/run.lock` for a whole run; a second run into the folder waits for it, saying so (POSIX; a no-op elsewhere)."
+    try: import fcntl
+    except ImportError: yield; return
+    (folder := Path(cfg.run_dir) / '.locks').mkdir(parents=True, exist_ok=True)
+    with open(folder / 'run.lock', 'a') as fh:                 # 'a': a refused run leaves even its mtime alone
+        try: fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"another `geovq run` is writing into {cfg.run_dir}: waiting for it to finish, then this run checks its settings "
+                "against what it made")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(fh, fcntl.LOCK_UN)
+
 # %% ../nbs/09_pipeline.ipynb #789844ec
 def run_pipeline(cfg: RunConfig, force=(), verbose: bool = True) -> dict:
     "Run every stage into `cfg.run_dir` (reusing stored artifacts; remaking `force` and what is made from it); return metrics."
     say = print if verbose else (lambda *a, **k: None)
-    begin_run(cfg, force, say)
-    t0, jobs = time.perf_counter(), pipeline_jobs(cfg)     # mu-vs-z codebooks: the evaluate chapter, not the pipeline
-    say(f"{len(jobs)} jobs on {run_workers(cfg, jobs)} worker process(es)")
-    done = run_jobs(jobs, run_workers(cfg, jobs))
-    say('job seconds: ' + ', '.join(f"{k} {v:.0f}" for k, v in done.items() if isinstance(v, float)))
-    report = write_report(cfg)
-    say(f"report {'written' if report else 'not saved'} ({time.perf_counter() - t0:.1f} s in all): {report or ''}")
-    return collect_metrics(cfg)
+    check_run_dir(cfg.run_dir)                  # writable, before the lock file is made in it
+    with run_lock(cfg, say):                    # config.json and every stage: one run at a time in a folder
+        begin_run(cfg, force, say)
+        t0, jobs = time.perf_counter(), pipeline_jobs(cfg)     # mu-vs-z codebooks: the evaluate chapter, not the pipeline
+        say(f"{len(jobs)} jobs on {run_workers(cfg, jobs)} worker process(es)")
+        done = run_jobs(jobs, run_workers(cfg, jobs))
+        say('job seconds: ' + ', '.join(f"{k} {v:.0f}" for k, v in done.items() if isinstance(v, float)))
+        report = write_report(cfg)
+        say(f"report {'written' if report else 'not saved'} ({time.perf_counter() - t0:.1f} s in all): {report or ''}")
+        return collect_metrics(cfg)

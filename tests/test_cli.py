@@ -241,3 +241,31 @@ def test_too_many_photo_patches_are_refused_before_they_are_cut(tmp_path, capsys
     monkeypatch.setattr(cli, 'load_dataset_for', no_load)
     err = refused(capsys, 'run', '--dataset', 'photos', '--run-dir', tmp_path / 'run', '--photo-patches', 10**8)
     assert '--photo-patches 100000000 is too large' in err and 'the largest that fits is --photo-patches' in err
+
+
+def test_a_second_run_into_a_busy_folder_waits_then_refuses_other_settings(tiny_run, tmp_path):
+    """Issue 31, point 3: while a run holds the folder, a second `geovq run` with other settings says it waits and writes
+    nothing; once the folder is free it is refused (the first run's artifacts differ) and config.json still describes them."""
+    import fcntl
+    import select
+    import shutil
+    import time
+    from conftest import TINY_RUN
+    run = tmp_path / 'digits'
+    shutil.copytree(tiny_run, run)
+    before = (run / 'config.json').read_text()
+    other = [('4' if a == '3' and TINY_RUN[i - 1] == '--epochs' else a) for i, a in enumerate(TINY_RUN)]
+    geovq = Path(sys.executable).parent / 'geovq'
+    (run / '.locks').mkdir(exist_ok=True)
+    with open(run / '.locks' / 'run.lock', 'w') as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)                       # a first run holds the folder
+        p = subprocess.Popen([str(geovq), 'run', '--run-dir', str(run), *other], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, env={**os.environ, 'GEOVQ_PROGRESS': '0'})
+        seen, deadline = '', time.time() + 120
+        while 'waiting' not in seen and time.time() < deadline and p.poll() is None:
+            if select.select([p.stdout], [], [], 1)[0]: seen += p.stdout.readline()
+        assert 'another `geovq run` is writing into' in seen, seen
+        assert (run / 'config.json').read_text() == before, 'the waiting run wrote config.json'
+    out = seen + p.communicate(timeout=300)[0]
+    assert p.returncode != 0 and 'epochs' in out, out[-2000:]
+    assert (run / 'config.json').read_text() == before, 'the refused run changed config.json'
