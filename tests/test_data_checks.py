@@ -131,3 +131,21 @@ def test_check_labels_refuses_a_wrong_shape_and_passes_good_labels():
     with pytest.raises(DatasetError, match=r'shape \[N\], one per image, not \[3, 1\]'):
         check_labels(torch.zeros(3, 1, dtype=torch.long), 3, 10)
     assert torch.equal(check_labels(np.array([0, 9], np.uint8), 2, 10), torch.tensor([0, 9]))
+
+
+@pytest.mark.parametrize('which', ['ste', 'ema'])
+def test_the_vqvae_trainer_checks_its_images_before_any_work(which):
+    "Issue 31, point 4: `train_vqvae` refuses 8-bit pixels (and NaN) before its first step, as `train_vae` does."
+    from geovq_tutorial.data import ImageSplits
+    from geovq_tutorial.finetune import EMAVQVAE, VQVAE, FinetuneConfig, train_vqvae
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(24, 1, 8, 8, generator=g)
+    make = lambda: (VQVAE if which == 'ste' else EMAVQVAE)((1, 8, 8), latent_dim=4, hidden=8, K=6)
+    cfg = FinetuneConfig(vqvae_epochs=3, progress=False)
+    as_bytes = ImageSplits('t', x[:16] * 255, x[16:20], x[20:], torch.zeros(16, dtype=torch.long), torch.zeros(4, dtype=torch.long),
+                           torch.zeros(4, dtype=torch.long), ['0'])
+    with pytest.raises(ValueError, match='divide by 255'): train_vqvae(make(), as_bytes, cfg)
+    bad_val = x[16:20].clone(); bad_val[0, 0, 0, 0] = float('nan')
+    with pytest.raises(ValueError, match='t val images contain 1 NaN'):
+        train_vqvae(make(), ImageSplits('t', x[:16], bad_val, x[20:], as_bytes.train_labels, as_bytes.val_labels,
+                                        as_bytes.test_labels, ['0']), cfg)
