@@ -473,15 +473,20 @@ def run_lock(cfg: RunConfig, say=print):
     "Hold `<run_dir>/.locks/run.lock` for a whole run; a second run into the folder waits for it, saying so (POSIX; a no-op elsewhere)."
     try: import fcntl
     except ImportError: yield; return
-    (folder := Path(cfg.run_dir) / '.locks').mkdir(parents=True, exist_ok=True)
-    with open(folder / 'run.lock', 'a') as fh:                 # 'a': a refused run leaves even its mtime alone
-        try: fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            say(f"another `geovq run` is writing into {cfg.run_dir}: waiting for it to finish, then this run checks its settings "
-                "against what it made")
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try: yield
-        finally: fcntl.flock(fh, fcntl.LOCK_UN)
+    run_dir = Path(cfg.run_dir); fresh = not run_dir.exists()
+    (folder := run_dir / '.locks').mkdir(parents=True, exist_ok=True)
+    try:
+        with open(folder / 'run.lock', 'a') as fh:             # 'a': a refused run leaves even its mtime alone
+            try: fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                say(f"another `geovq run` is writing into {cfg.run_dir}: waiting for it to finish, then this run checks its "
+                    "settings against what it made")
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            try: yield
+            finally: fcntl.flock(fh, fcntl.LOCK_UN)
+    except BaseException:          # refused before anything was made in a folder it created: leave no folder behind
+        if fresh and [p.name for p in run_dir.iterdir()] == ['.locks']: shutil.rmtree(run_dir)
+        raise
 
 # %% ../nbs/09_pipeline.ipynb #789844ec
 def run_pipeline(cfg: RunConfig, force=(), verbose: bool = True) -> dict:
