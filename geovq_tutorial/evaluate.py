@@ -40,8 +40,8 @@ __all__ = ['FEATURE_SPACES', 'VARIANT_LABELS', 'TABLE_COLUMNS', 'HIGHER_IS_BETTE
            'reconstruction_metrics', 'results_table', 't_interval', 'paired_difference', 'verdict', 'comparison_pairs',
            'compare_variants', 'space_disagreements', 'check_targets', 'decode_latents', 'seed_config', 'method_models',
            'vqvae_models', 'load_run_models', 'draw_generator', 'score_codebook', 'score_vae_and_vqvae', 'source_rows',
-           'other_source_rows', 'evaluation_upstream', 'run_scorer', 'check_sample_size', 'score_run', 'evaluate_run',
-           'evaluate_seeds', 'evaluate_seed', 'load_evaluation_samples']
+           'other_source_rows', 'evaluation_upstream', 'run_scorer', 'check_sample_size', 'score_run', 'in_table_order',
+           'evaluate_run', 'evaluate_seeds', 'evaluate_seed', 'load_evaluation_samples']
 
 # %% ../nbs/07_evaluate.ipynb #62575a25
 @dataclass
@@ -712,12 +712,16 @@ def score_run(cfg: EvalConfig, data: ImageSplits, models, scorer: SampleScorer, 
     return {k: v[:min(64, cfg.n_samples)] for k, v in samples.items()}, _jsonable(result)   # draw 0's first 64
 
 # %% ../nbs/07_evaluate.ipynb #d3a0a5eb
+def in_table_order(result: dict) -> dict:
+    "The evaluation `result` with its variants in the table's order (a sidecar read back from JSON has them sorted by name)."
+    return {**result, 'variants': dict(sorted(result['variants'].items(), key=lambda kv: _variant_order(kv[0])))}
+
 def evaluate_run(cfg: EvalConfig, data: ImageSplits | None = None, scorer: SampleScorer | None = None,
                  device: torch.device | None = None, compare_sources: bool = True, force: bool = False,
                  verbose: bool = True) -> dict:
     """Every metric of every variant for the seed and run folder of `cfg`, on the test split (names in `METRICS`): the stage
     'evaluation', reused when stored with the same settings and models; a stored result with the mu-versus-z comparison also
-    serves `compare_sources=False`."""
+    serves `compare_sources=False`. Made or loaded, its variants come in the table's order."""
     device = device or setup_run(cfg)
     data = data or load_dataset_for(cfg)
     scorer, t0 = scorer or run_scorer(cfg, data, device), time.perf_counter()
@@ -725,19 +729,19 @@ def evaluate_run(cfg: EvalConfig, data: ImageSplits | None = None, scorer: Sampl
     stage, upstream, loaded = STAGES['evaluation'], evaluation_upstream(models, scorer), time.perf_counter() - t0
     if not compare_sources and not force:
         with contextlib.suppress(StageError):
-            if (found := stage.find(cfg, upstream, compare_sources=True)) is not None: return found[1]
+            if (found := stage.find(cfg, upstream, compare_sources=True)) is not None: return in_table_order(found[1])
     if compare_sources and not force:                # stored without the mu-versus-z rows (as `geovq run` makes it): add them
         with contextlib.suppress(StageError):
             if (found := stage.find(cfg, upstream, compare_sources=False)) is not None:
                 result = {**found[1], 'source_variants': _jsonable(source_rows(cfg, models, data)),
                           'settings': stage.settings(cfg, upstream, compare_sources=True)}
-                return stage.get(cfg, lambda: (found[0], result), upstream, force=True, compare_sources=True)[1]
+                return in_table_order(stage.get(cfg, lambda: (found[0], result), upstream, force=True, compare_sources=True)[1])
     def make():
         samples, result = score_run(cfg, data, models, scorer, compare_sources,
                                     stage.settings(cfg, upstream, compare_sources=compare_sources), print if verbose else (lambda *a: None))
         result['timings']['models'] = loaded
         return samples, {**result, 'seconds': time.perf_counter() - t0}
-    return stage.get(cfg, make, upstream, force=force, compare_sources=compare_sources)[1]
+    return in_table_order(stage.get(cfg, make, upstream, force=force, compare_sources=compare_sources)[1])
 
 # %% ../nbs/07_evaluate.ipynb #4422b88b
 def evaluate_seeds(cfg: EvalConfig, data: ImageSplits | None = None, seeds: list[int] | None = None,

@@ -229,14 +229,20 @@ def test_evaluate_run_end_to_end_small(tmp_path):
     cfg = EvalConfig(run_dir=str(tmp_path), epochs=5, classifier_epochs=3, prior_epochs=2, finetune_epochs=1, vqvae_epochs=3,
                     n_samples=40, n_draws=2, feature_ae_epochs=2, codebook_k=8, codebook_methods='kmeans,geodesic',
                     geodesic_subsample=500, progress=False)
-    res = evaluate_run(cfg, small, device=torch.device('cpu'), verbose=False)
+    plain = evaluate_run(cfg, small, device=torch.device('cpu'), compare_sources=False, verbose=False)   # as geovq run stores it
+    assert plain['source_variants'] == {}
+    res = evaluate_run(cfg, small, device=torch.device('cpu'), verbose=False)     # adds the mu-versus-z rows, keeps the rest
+    assert res['variants'] == plain['variants']
+    assert res['settings'] == STAGES['evaluation'].settings(cfg, dict(res['settings']['upstream']), compare_sources=True)
     assert list(res['variants']) == ['vae', 'vae+ft', 'kmeans', 'kmeans+ft', 'geodesic', 'geodesic+ft', 'vqvae']
     assert set(res['source_variants']) == {'kmeans[mu]', 'kmeans[z]', 'geodesic[mu]', 'geodesic[z]'}
     for name, m in res['variants'].items():
         assert set(m) <= set(METRICS), set(m) - set(METRICS)
         assert 0 <= m['precision'] <= 1 and 0 <= m['recall'] <= 1 and m['fd'] >= 0 and m['ae_fd'] >= 0
+    for method in ('kmeans', 'geodesic'):          # two code paths to a post-hoc reconstruction agree (codebook and prior chapters)
+        assert abs(res['variants'][method]['mse'] - res['source_variants'][f'{method}[mu]']['mse']) < 1e-6
+        assert abs(res['variants'][method]['perplexity'] - res['source_variants'][f'{method}[mu]']['perplexity']) < 1e-6
     g = res['variants']['geodesic']
-    assert abs(g['mse'] - res['source_variants']['geodesic[mu]']['mse']) < 1e-6
     assert 0 < g['codes_used'] <= 1 and 1 <= g['perplexity'] <= 8
     assert abs(g['prior_gain'] - (g['per_position_nll'] - g['prior_nll'])) < 1e-9
     assert abs(g['fd_ratio'] - g['fd'] / g['unigram_fd']) < 1e-9
