@@ -15,6 +15,10 @@ import chromium as _chromium
 os.environ.setdefault('GEOVQ_PROGRESS', '0')
 REPO = Path(__file__).resolve().parents[1]
 
+if os.environ.get('PYTEST_XDIST_WORKER_COUNT'):     # under pytest-xdist the workers share the cores: no more threads than a share
+    import torch
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ['PYTEST_XDIST_WORKER_COUNT'])))
+
 
 # What a saved notebook output or a built docs page must not show: torch's stray FutureWarning (or any FutureWarning), and
 # a developer's absolute path (a home folder, the build machine's work folder), which a warning or a traceback prints.
@@ -39,13 +43,21 @@ def _say(config):
     return say
 
 
+def shared_folder(tmp_path_factory) -> Path:
+    "A folder every pytest-xdist worker of this run sees (the parent of the workers' base folders; the base folder without xdist)."
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base
+
+
 @pytest.fixture(scope='session')
-def chromium(request) -> str:
-    "The path of the Chromium binary the browser tests launch; installs Debian's chromium when it is missing."
-    try:
-        return _chromium.ensure(log=REPO / 'test-artifacts' / 'chromium-install.log', say=_say(request.config))
-    except _chromium.Missing as e:
-        pytest.fail(str(e), pytrace=False)
+def chromium(request, tmp_path_factory) -> str:
+    "The path of the Chromium binary the browser tests launch; installs Debian's chromium when it is missing (one worker at a time)."
+    from filelock import FileLock
+    with FileLock(str(shared_folder(tmp_path_factory) / 'chromium.lock')):
+        try:
+            return _chromium.ensure(log=REPO / 'test-artifacts' / 'chromium-install.log', say=_say(request.config))
+        except _chromium.Missing as e:
+            pytest.fail(str(e), pytrace=False)
 
 
 def _starts_playwright(func) -> bool:
@@ -53,8 +65,15 @@ def _starts_playwright(func) -> bool:
     return code is not None and 'sync_playwright' in code.co_names
 
 
+# The longest modules first, so that pytest-xdist hands them out before the short ones (loadscope keeps a module together).
+FIRST = ['test_notebooks.py', 'test_explore_browser.py', 'test_natural_images.py', 'test_stages.py', 'test_docs_site.py']
+
+
 def pytest_collection_modifyitems(config, items):
-    "A test that starts Playwright, itself or through a fixture, gets the `chromium` fixture before any other."
+    """A test that starts Playwright, itself or through a fixture, gets the `chromium` fixture before any other. The longest
+    modules run first (`FIRST`), each module's tests in their own order."""
+    rank = lambda item: FIRST.index(item.path.name) if item.path.name in FIRST else len(FIRST)
+    items.sort(key=rank)                        # a stable sort: the order inside a module is kept
     for item in items:
         defs = getattr(getattr(item, '_fixtureinfo', None), 'name2fixturedefs', {})
         funcs = [getattr(item, 'function', None)] + [d[-1].func for d in defs.values() if d]
@@ -72,20 +91,25 @@ TINY_RUN = ['--epochs', '3', '--metric-contexts', '2', '--rbf-centres', '20', '-
 
 @pytest.fixture(scope='session')
 def tiny_run(tmp_path_factory) -> Path:
-    "The folder of the session's tiny run (made once; read it, or copy it before writing into it)."
+    "The folder of the session's tiny run, made once for all workers (read it, or copy it before writing into it)."
     import subprocess
-    run = tmp_path_factory.mktemp('tiny') / 'digits'
-    geovq = Path(sys.executable).parent / 'geovq'
-    env = {**os.environ, 'GEOVQ_PROGRESS': '0', 'PYTHONPATH': str(REPO)}
-    res = subprocess.run([str(geovq), 'run', '--run-dir', str(run), *TINY_RUN], capture_output=True, text=True, env=env,
-                         preexec_fn=lambda: os.umask(0o022))      # whatever the caller's umask: test_stages checks the modes
-    assert res.returncode == 0, f"the tiny run failed:\n{res.stderr[-5000:]}"
+    from filelock import FileLock
+    shared = shared_folder(tmp_path_factory)
+    run = shared / 'tiny' / 'digits'
+    with FileLock(str(shared / 'tiny.lock')):              # the first worker makes it; the others wait, then read it
+        if not (run / 'metrics.json').exists():
+            geovq = Path(sys.executable).parent / 'geovq'
+            env = {**os.environ, 'GEOVQ_PROGRESS': '0', 'PYTHONPATH': str(REPO)}
+            res = subprocess.run([str(geovq), 'run', '--run-dir', str(run), *TINY_RUN], capture_output=True, text=True,
+                                 env=env, preexec_fn=lambda: os.umask(0o022))  # whatever the caller's umask: test_stages checks modes
+            assert res.returncode == 0, f"the tiny run failed:\n{res.stderr[-5000:]}"
     return run
 
 
 @pytest.fixture(scope='session')
 def chapters_run(tiny_run, tmp_path_factory) -> Path:
-    "A copy of the tiny run that the chapters read and add to (the notebooks, the explore chapter in JupyterLab), in one folder."
+    """A copy of the tiny run that the chapters read and add to (the notebooks, the explore chapter in JupyterLab), in one folder
+    per worker (the notebook tests run on one worker, in reading order)."""
     import shutil
     run = tmp_path_factory.mktemp('chapters') / 'digits'
     shutil.copytree(tiny_run, run)

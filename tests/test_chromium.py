@@ -130,7 +130,7 @@ def test_browser_tests_ask_for_chromium_first_and_fail_in_one_line(tmp_path):
     """conftest gives `chromium` to exactly the tests that start Playwright, before their other fixtures (so a missing
     browser is reported before the docs site is built), and its refusal is the test's one-line error."""
     env = {**os.environ, 'GEOVQ_CHROMIUM': str(tmp_path / 'no-chromium'), 'PYTHONPATH': str(REPO), 'COLUMNS': '1000'}
-    cmd = [sys.executable, '-m', 'pytest', '-p', 'no:cacheprovider', '-q', '-rE', '--setup-plan',
+    cmd = [sys.executable, '-m', 'pytest', '-p', 'no:cacheprovider', '-n', '0', '-q', '-rE', '--setup-plan',
            'tests/test_docs_site.py', 'tests/test_explore_browser.py']
     plan = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True).stdout
     used = dict(re.findall(r'^\s*tests/\S+::(\w+)\S* \(fixtures used: ([^)]*)\)', plan, re.M))
@@ -140,7 +140,7 @@ def test_browser_tests_ask_for_chromium_first_and_fail_in_one_line(tmp_path):
     assert not uses & {'test_build_is_complete_quick_and_clean', 'test_readme_is_generated_from_index_notebook',
                        'test_api_reference_covers_every_export'}, plan[-3000:]
     t0 = time.time()
-    run = subprocess.run([sys.executable, '-m', 'pytest', '-p', 'no:cacheprovider', '-q', '-rE',
+    run = subprocess.run([sys.executable, '-m', 'pytest', '-p', 'no:cacheprovider', '-n', '0', '-q', '-rE',
                           'tests/test_docs_site.py::test_search_finds_geodesic'], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=120)
     assert time.time() - t0 < 30, 'the missing browser should be reported before the docs site is built'
