@@ -37,11 +37,12 @@ __all__ = ['FEATURE_SPACES', 'VARIANT_LABELS', 'TABLE_COLUMNS', 'HIGHER_IS_BETTE
            'load_or_train_classifier', 'classifier_features', 'classifier_probs', 'FeatureAutoencoder',
            'autoencoder_loss', 'autoencoder_mse', 'autoencoder_features', 'load_or_train_feature_ae', 'space_prefix',
            'frechet_distance', 'precision_recall', 'inception_score', 'pixel_stats', 'min_real_images', 'SampleScorer',
-           'reconstruction_metrics', 'results_table', 't_interval', 'paired_difference', 'verdict', 'comparison_pairs',
-           'compare_variants', 'space_disagreements', 'check_targets', 'decode_latents', 'seed_config', 'method_models',
-           'vqvae_models', 'load_run_models', 'draw_generator', 'score_codebook', 'score_vae_and_vqvae', 'source_rows',
-           'other_source_rows', 'evaluation_upstream', 'run_scorer', 'check_sample_size', 'score_run', 'in_table_order',
-           'evaluate_run', 'evaluate_seeds', 'evaluate_seed', 'load_evaluation_samples']
+           'reconstruction_metrics', 'results_table', 't_interval', 'paired_difference', 'verdict', 'seeds_to_decide',
+           'comparison_pairs', 'compare_variants', 'space_disagreements', 'check_targets', 'decode_latents',
+           'seed_config', 'method_models', 'vqvae_models', 'load_run_models', 'draw_generator', 'score_codebook',
+           'score_vae_and_vqvae', 'source_rows', 'other_source_rows', 'evaluation_upstream', 'run_scorer',
+           'check_sample_size', 'score_run', 'in_table_order', 'evaluate_run', 'evaluate_seeds', 'evaluate_seed',
+           'load_evaluation_samples']
 
 # %% ../nbs/07_evaluate.ipynb #62575a25
 @dataclass
@@ -464,6 +465,16 @@ def verdict(c: dict, labels=VARIANT_LABELS) -> str:
     if c['metric'] in NO_BETTER: return f"{B} has {'higher' if b_higher else 'lower'} {c['metric']} than {A}"
     b_better = b_higher == (c['metric'] in HIGHER_IS_BETTER)
     return f"{B if b_better else A} is better than {A if b_better else B} ({c['metric']})"
+
+# %% ../nbs/07_evaluate.ipynb #f1e2e407
+def seeds_to_decide(c: dict, level: float = 0.95, most: int = 1000) -> int | None:
+    """The fewest seeds whose interval would exclude 0 if the mean difference of `c` (a `paired_difference` result) and its
+    spread over seeds stayed as measured: an estimate. None without a spread (one seed), for a zero mean, or above `most`."""
+    from scipy.stats import t
+    if c['lo'] is None or not c['mean']: return None
+    q = lambda n: t.ppf(0.5 + level / 2, n - 1)
+    spread = (c['hi'] - c['lo']) / 2 * math.sqrt(c['n']) / q(c['n'])
+    return next((n for n in range(2, most + 1) if q(n) * spread / math.sqrt(n) < abs(c['mean'])), None)
 
 # %% ../nbs/07_evaluate.ipynb #a5d39290
 COMPARE_KEYS = ('mse', 'prior_nll', *[f'{space_prefix(s)}{k}' for s in FEATURE_SPACES for k in ('fd', 'precision', 'recall')],
