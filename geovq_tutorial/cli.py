@@ -31,7 +31,7 @@ from .pipeline import (RunConfig, WRITE_ERRORS, read_config, load_run, check_run
 __all__ = ['COMMANDS', 'EXAMPLES', 'EMPTY_RUN_DIR', 'TRAINING_BYTES_PER_PARAMETER', 'PATCH_BYTES', 'HEADLINE', 'build_parser',
            'check_run_folder', 'check_seeds', 'memory_bytes', 'count_polynomial', 'n_parameters', 'largest_fitting',
            'refuse_size', 'check_photo_patches', 'check_model_sizes', 'check_vector_counts', 'default_run_dir',
-           'check_sizes', 'next_step', 'main']
+           'check_sizes', 'next_step', 'hooks_step', 'main']
 
 # %% ../nbs/10_cli.ipynb #4254893a
 COMMANDS = {  # name: (what it does, the configuration section whose settings are its options; None: only --run-dir)
@@ -194,13 +194,19 @@ def check_sizes(cfg: RunConfig, memory: int):
 HEADLINE = [('mse', 'MSE vs x', '.4f'), ('prior_nll', 'prior NLL (nats/token)', '.3f'), ('fd_ratio', 'FD / unigram FD', '.2f')]
 
 def next_step() -> str | None:
-    "The command that opens the first chapter, runnable as printed; None where the notebooks are not beside the package."
-    nb = Path(geovq_tutorial.__file__).resolve().parent.parent / 'nbs' / '00_core.ipynb'
+    "The command that opens the tour (the notebook before chapter 00), runnable as printed; None where the notebooks are not beside the package."
+    nb = Path(geovq_tutorial.__file__).resolve().parent.parent / 'nbs' / '000_tour.ipynb'
     if not nb.is_file(): return None
     venv = Path(sys.executable).parent / 'jupyter'
     exe = str(venv.absolute()) if venv.exists() else shutil.which('jupyter')
     if exe is None: return f"{shlex.quote(sys.executable)} -m pip install jupyterlab && {shlex.quote(sys.executable)} -m jupyterlab {shlex.quote(str(nb))}"
     return f"{shlex.quote(exe)} lab {shlex.quote(str(nb))}"
+
+def hooks_step() -> str | None:
+    "The command that installs nbdev's git hooks in the clone (saving a notebook then strips what running it adds); None outside a clone."
+    clone, hooks = Path(geovq_tutorial.__file__).resolve().parent.parent, Path(sys.executable).parent / 'nbdev_install_hooks'
+    if not (clone / 'settings.ini').is_file() or not hooks.exists(): return None
+    return f"cd {shlex.quote(str(clone))} && {shlex.quote(str(hooks.absolute()))}"
 
 # %% ../nbs/10_cli.ipynb #3b88c29c
 def _report_lines(cfg, metrics: dict, report: Path | None) -> list[str]:
@@ -251,5 +257,6 @@ def main(argv: list[str] | None = None) -> int:
                          "and the same command continues from them")
     print(f"\nDone in {time.perf_counter() - start:.0f} s. Run folder: {Path(cfg.run_dir).absolute()}")
     for line in lines: print('  ' + line)
-    if (hint := next_step()): print(f"Next: read the chapters in JupyterLab:\n  {hint}")
+    if (hint := next_step()): print(f"Next: the tour, then the chapters in order, in JupyterLab:\n  {hint}")
+    if (hooks := hooks_step()): print(f"Once per clone, so that saving a notebook keeps only what you changed:\n  {hooks}")
     return 0

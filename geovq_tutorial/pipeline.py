@@ -264,13 +264,14 @@ def decision_sign(c: dict) -> int:
     return 1 if (c['lo'] > 0) == (c['metric'] in HIGHER_IS_BETTER) else -1
 
 def question_phrase(comps: list[dict], subject: str, ref: str, unit: str, measures) -> str:
-    "What the rule finds for one question: better or worse, in which measure, for how many; the measures it leaves undecided."
+    "What the rule finds for one question: better or worse, in which measure, for how many and by how much; the measures it leaves undecided."
     parts, undecided = [], []
     for k in measures:
         if not (sel := [c for c in comps if c['metric'] == k]): continue
-        better, worse = sum(decision_sign(c) == 1 for c in sel), sum(decision_sign(c) == -1 for c in sel)
-        parts += [f"{word} than {ref} in {MEASURE_WORDS[k]} for {n} of {len(sel)} {unit}" for word, n in (('better', better), ('worse', worse)) if n]
-        if not better and not worse: undecided.append((MEASURE_WORDS[k], len(sel)))
+        for word, sign in (('better', 1), ('worse', -1)):
+            if hit := [c['mean'] for c in sel if decision_sign(c) == sign]:
+                parts.append(f"{word} than {ref} in {MEASURE_WORDS[k]} for {len(hit)} of {len(sel)} {unit} (by {abs(np.mean(hit)):.2g} on average)")
+        if not any(decision_sign(c) for c in sel): undecided.append((MEASURE_WORDS[k], len(sel)))
     if undecided: parts.append(f"undecided against {ref} in {' and '.join(w for w, _ in undecided)} for all {undecided[0][1]} {unit}")
     return f"{subject} " + ', '.join(parts)
 

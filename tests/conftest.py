@@ -15,9 +15,12 @@ import chromium as _chromium
 os.environ.setdefault('GEOVQ_PROGRESS', '0')
 REPO = Path(__file__).resolve().parents[1]
 
-if os.environ.get('PYTEST_XDIST_WORKER_COUNT'):     # under pytest-xdist the workers share the cores: no more threads than a share
-    import torch
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ['PYTEST_XDIST_WORKER_COUNT'])))
+if os.environ.get('PYTEST_XDIST_WORKER_COUNT'):     # under pytest-xdist the workers share the cores: no more threads than a share,
+    SHARE = max(1, (os.cpu_count() or 1) // int(os.environ['PYTEST_XDIST_WORKER_COUNT']))
+    for _var in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'NUMBA_NUM_THREADS'):     # here and in every process a test starts (geovq,
+        os.environ.setdefault(_var, str(SHARE))                                   # notebook kernels): two 2-thread processes on two
+    import torch                                                                  # cores ran torch at a fraction of 1 thread's speed
+    torch.set_num_threads(SHARE)
 
 
 # What a saved notebook output or a built docs page must not show: torch's stray FutureWarning (or any FutureWarning), and

@@ -80,9 +80,12 @@ def test_invalid_value_mismatched_checkpoint_and_closing_lines(tmp_path):
     ok = _run('train-vae', '--run-dir', run, *TINY_VAE, '--no-progress')
     assert ok.returncode == 0, ok.stderr
     assert f'Run folder: {run.absolute()}' in ok.stdout and str(STAGES['vae'].path(RunConfig(run_dir=str(run))).absolute()) in ok.stdout
-    hint = ok.stdout.split('Next: read the chapters in JupyterLab:')[1].split()      # a command that works as printed
-    exe, notebook = Path(shlex.split(' '.join(hint))[0]), Path(shlex.split(' '.join(hint))[-1])
-    assert exe.is_absolute() and os.access(exe, os.X_OK) and notebook.is_absolute() and notebook.is_file(), hint
+    hint = shlex.split(ok.stdout.split('Next: the tour, then the chapters in order, in JupyterLab:')[1].strip().splitlines()[0])
+    exe, notebook = Path(hint[0]), Path(hint[-1])                   # a command that works as printed
+    assert exe.is_absolute() and os.access(exe, os.X_OK) and notebook.is_absolute() and notebook.name == '000_tour.ipynb' \
+        and notebook.is_file(), hint
+    hooks = shlex.split(ok.stdout.split('Once per clone, so that saving a notebook keeps only what you changed:')[1].strip().splitlines()[0])
+    assert hooks[0] == 'cd' and (Path(hooks[1]) / 'settings.ini').is_file() and hooks[-1].endswith('nbdev_install_hooks'), hooks
     bad = _run('train-vae', '--run-dir', run, '--epochs', '1', '--hidden', '16', '--no-progress')
     assert bad.returncode == 2 and 'hidden' in bad.stderr and '--force' in bad.stderr and 'Traceback' not in bad.stderr
     forced = _run('train-vae', '--run-dir', run, '--epochs', '1', '--hidden', '16', '--no-progress', '--force')

@@ -76,3 +76,10 @@ def test_approximate_knn_above_the_threshold_gives_the_same_codebook_interface()
     finally: geometry.APPROX_KNN_ABOVE = old
     assert isinstance(approx._index, geometry.ApproxKNN) and not isinstance(exact._index, geometry.ApproxKNN)
     assert (approx.encode(v[:200], M[:200]) == approx.node_label[:200]).float().mean() > 0.95   # training vectors keep their code
+    x = np.random.default_rng(0).normal(size=(3000, 4))               # the geometry chapter's check (a slow cell there)
+    exact_nbrs = geometry.knn_index(x, 5).kneighbors(x, n_neighbors=6, return_distance=False)
+    index = geometry.knn_index(x, 5, approx_above=100)
+    assert isinstance(index, geometry.ApproxKNN)
+    recall = np.mean([len(set(a) & set(b)) / 6 for a, b in zip(exact_nbrs, index.kneighbors(x, n_neighbors=6))])
+    query = index.kneighbors(x[:50] + 1e-3, n_neighbors=3)            # new points: the query route
+    assert recall > 0.95 and (query[:, 0] == np.arange(50)).mean() > 0.95, (recall, query[:5])
