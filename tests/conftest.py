@@ -68,8 +68,10 @@ def _starts_playwright(func) -> bool:
     return code is not None and 'sync_playwright' in code.co_names
 
 
-# The longest modules first, so that pytest-xdist hands them out before the short ones (loadscope keeps a module together).
-FIRST = ['test_notebooks.py', 'test_explore_browser.py', 'test_natural_images.py', 'test_stages.py', 'test_docs_site.py']
+# The longest modules first, so that pytest-xdist hands them out before the short ones (loadscope keeps a module together);
+# the docs site second, as it needs no run: one worker builds it while the other makes the tiny run (whose single jobs leave
+# a core free) instead of waiting for that run.
+FIRST = ['test_notebooks.py', 'test_docs_site.py', 'test_explore_browser.py', 'test_natural_images.py', 'test_stages.py']
 
 
 def pytest_collection_modifyitems(config, items):
