@@ -40,9 +40,9 @@ __all__ = ['FEATURE_SPACES', 'VARIANT_LABELS', 'TABLE_COLUMNS', 'HIGHER_IS_BETTE
            'reconstruction_metrics', 'results_table', 't_interval', 'paired_difference', 'verdict', 'seeds_to_decide',
            'comparison_pairs', 'compare_variants', 'space_disagreements', 'check_targets', 'decode_latents',
            'seed_config', 'method_models', 'vqvae_models', 'load_run_models', 'draw_generator', 'score_codebook',
-           'score_vae_and_vqvae', 'source_rows', 'other_source_rows', 'evaluation_upstream', 'run_scorer',
-           'check_sample_size', 'score_run', 'in_table_order', 'evaluate_run', 'evaluate_seeds', 'evaluate_seed',
-           'load_evaluation_samples']
+           'score_vae_and_vqvae', 'source_rows', 'other_source_rows', 'source_models', 'evaluation_upstream',
+           'run_scorer', 'check_sample_size', 'score_run', 'in_table_order', 'evaluate_run', 'evaluate_seeds',
+           'evaluate_seed', 'load_evaluation_samples']
 
 # %% ../nbs/07_evaluate.ipynb #62575a25
 @dataclass
@@ -667,6 +667,15 @@ def other_source_rows(cfg: EvalConfig, models, data: ImageSplits, reference, met
     return {f'{m}[{other}]': evaluate_codebook(load_or_fit_codebook(cfg.replace(codebook_source=other), models.vae, data, m, train=train),
                                                models.vae, data.test, reference, g['test'], mt['test'])
             for m in (cfg.methods if methods is None else methods)}
+
+def source_models(cfg: EvalConfig, data: ImageSplits, device=None, methods=None) -> SimpleNamespace:
+    """What `source_rows` reads of one seed's run (loaded where stored): the VAE, every split's means and metric tensors, and
+    the codebooks of `methods` (default `cfg.methods`): a light `load_run_models`, without priors, decoders or tokens."""
+    vae, _ = load_or_train_vae(cfg, data, device=device)
+    grids, metric = split_latents(cfg, vae, data)
+    train = (grids['train'], metric['train']) if cfg.codebook_source == 'mu' else None
+    books = {m: load_or_fit_codebook(cfg, vae, data, m, train=train) for m in (cfg.methods if methods is None else methods)}
+    return SimpleNamespace(vae=vae, grids=grids, metric=metric, codebooks=books)
 
 # %% ../nbs/07_evaluate.ipynb #252982c4
 declare_stage('evaluation', ('dataset', 'val_fraction', 'test_fraction', 'photo_patches', 'seed', 'codebook_k', 'codebook_methods',

@@ -76,7 +76,13 @@ def test_approximate_knn_above_the_threshold_gives_the_same_codebook_interface()
     finally: geometry.APPROX_KNN_ABOVE = old
     assert isinstance(approx._index, geometry.ApproxKNN) and not isinstance(exact._index, geometry.ApproxKNN)
     assert (approx.encode(v[:200], M[:200]) == approx.node_label[:200]).float().mean() > 0.95   # training vectors keep their code
-    x = np.random.default_rng(0).normal(size=(3000, 4))               # the geometry chapter's check (a slow cell there)
+
+
+def test_approximate_knn_finds_the_exact_neighbours():
+    "The geometry chapter's check of `ApproxKNN` (a slow cell there: pynndescent compiles for ~30 s in every new process)."
+    import numpy as np
+    import geovq_tutorial.geometry as geometry
+    x = np.random.default_rng(0).normal(size=(3000, 4))
     exact_nbrs = geometry.knn_index(x, 5).kneighbors(x, n_neighbors=6, return_distance=False)
     index = geometry.knn_index(x, 5, approx_above=100)
     assert isinstance(index, geometry.ApproxKNN)
