@@ -9,7 +9,8 @@
 The canonical runs are made by `geovq run` itself, with every default (`CANONICAL_RUNS` below): the digits, the run a learner
 makes first, and the photo patches, for the natural-images chapter. So the saved outputs show the run a learner has. A notebook finds them through `GEOVQ_TUTORIAL_RUN_DIR`
 (`tutorial_config` in the VAE chapter). After each notebook: its widget state is dropped (a live widget's saved state is
-megabytes and shows nothing without a kernel), `nbdev_clean` tidies it, and `docs/executed.json` records the hash of its code
+megabytes and shows nothing without a kernel), its PNG figures are stored with a 256-colour palette (`palette_images`: a third
+of the bytes), `nbdev_clean` tidies it, and `docs/executed.json` records the hash of its code
 cells and the fingerprint of the run it was executed against (`run_fingerprint`: the sha256 of the run's `metrics.json`
 without its wall times and folder, so that the same run made again elsewhere matches), with the run's headline numbers (the verdict lines'
 comparisons and the targets). A notebook whose code reads no run (`reads_run`: the core, data and CLI chapters) is executed
@@ -137,6 +138,26 @@ def strip_widget_state(path: Path) -> int:
     return dropped
 
 
+def palette_images(path: Path) -> tuple[int, int]:
+    """Store each PNG output of the notebook at `path` with a 256-colour palette where that is smaller (a plot has few colours:
+    about a third of the bytes, no visible change); return the PNG bytes before and after."""
+    import base64
+    import io
+    from PIL import Image
+    nb, before, after = json.loads(path.read_text()), 0, 0
+    for c in nb['cells']:
+        for o in c.get('outputs', []):
+            if not isinstance(data := o.get('data', {}).get('image/png'), (str, list)): continue
+            raw = base64.b64decode(''.join(data))
+            buf = io.BytesIO()
+            Image.open(io.BytesIO(raw)).convert('RGBA').quantize(256, method=Image.Quantize.FASTOCTREE).save(buf, format='PNG', optimize=True)
+            small = buf.getvalue() if len(buf.getvalue()) < len(raw) else raw
+            o['data']['image/png'] = base64.b64encode(small).decode()
+            before, after = before + len(raw), after + len(small)
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+    return before, after
+
+
 def slowest_cells(path: Path, n: int = 3) -> list[dict]:
     """The `n` slowest code cells of the just-executed notebook at `path` (nbclient's timing metadata, before `nbdev_clean`
     drops it): their seconds and first line."""
@@ -168,6 +189,7 @@ def execute(path: Path, run_dir: Path | None) -> tuple[float, list[dict]]:
                    check=True, env=env, cwd=path.parent)
     seconds, slowest = time.perf_counter() - t0, slowest_cells(path)
     strip_widget_state(path)
+    palette_images(path)
     subprocess.run([str(Path(sys.executable).parent / 'nbdev_clean'), '--fname', str(path)], check=True, cwd=REPO)
     return seconds, slowest
 

@@ -20,7 +20,7 @@ from fastcore.basics import patch_to
 
 from .core import (Config, setting, at_least, declare_stage, STAGES, StageError, ConfigError, CheckpointError, Trainer,
                                  setup_run, seed_everything, module_device, in_batches, load_checkpoint, load_weights,
-                                 fingerprint)
+                                 fingerprint, format_table)
 from .data import ImageSplits, load_dataset_for, check_images
 from .vae import SpatialVAE, CELLS, grid_downsamplings, load_or_train_vae, encode_means, active_channels
 from .geometry import pullback_metric
@@ -32,14 +32,16 @@ from .prior import load_or_train_prior, token_nll, baseline_nlls, sample_tokens,
 from .finetune import FinetuneConfig, load_or_finetune_decoder, load_or_train_vqvae, encode_tokens
 
 # %% auto #0
-__all__ = ['FEATURE_SPACES', 'VARIANT_LABELS', 'TABLE_COLUMNS', 'HIGHER_IS_BETTER', 'NO_BETTER', 'COMPARE_KEYS', 'EvalConfig',
-           'FeatureClassifier', 'check_image_shape', 'classifier_accuracy', 'classifier_loss', 'train_classifier',
-           'load_or_train_classifier', 'classifier_features', 'classifier_probs', 'FeatureAutoencoder',
-           'autoencoder_loss', 'autoencoder_mse', 'autoencoder_features', 'load_or_train_feature_ae', 'space_prefix',
-           'frechet_distance', 'precision_recall', 'inception_score', 'pixel_stats', 'min_real_images', 'SampleScorer',
-           'reconstruction_metrics', 'results_table', 't_interval', 'paired_difference', 'verdict', 'seeds_to_decide',
-           'comparison_pairs', 'compare_variants', 'space_disagreements', 'check_targets', 'decode_latents',
-           'seed_config', 'method_models', 'vqvae_models', 'load_run_models', 'draw_generator', 'score_codebook',
+__all__ = ['FEATURE_SPACES', 'VARIANT_LABELS', 'TABLE_COLUMNS', 'HIGHER_IS_BETTER', 'NO_BETTER', 'COMPARE_KEYS', 'MEASURE_WORDS',
+           'EvalConfig', 'FeatureClassifier', 'check_image_shape', 'classifier_accuracy', 'classifier_loss',
+           'train_classifier', 'load_or_train_classifier', 'classifier_features', 'classifier_probs',
+           'FeatureAutoencoder', 'autoencoder_loss', 'autoencoder_mse', 'autoencoder_features',
+           'load_or_train_feature_ae', 'space_prefix', 'frechet_distance', 'precision_recall', 'inception_score',
+           'pixel_stats', 'min_real_images', 'SampleScorer', 'reconstruction_metrics', 'results_table', 't_interval',
+           'detectable_difference', 'paired_difference', 'verdict', 'seeds_to_decide', 'draw_spreads', 'draws_for',
+           'comparison_pairs', 'compare_variants', 'space_disagreements', 'round_interval', 'question_rows',
+           'question_table', 'decision_sign', 'question_phrase', 'check_targets', 'decode_latents', 'seed_config',
+           'method_models', 'vqvae_models', 'load_run_models', 'draw_generator', 'score_codebook',
            'score_vae_and_vqvae', 'source_rows', 'other_source_rows', 'source_models', 'evaluation_upstream',
            'run_scorer', 'check_sample_size', 'score_run', 'in_table_order', 'evaluate_run', 'evaluate_seeds',
            'evaluate_seed', 'load_evaluation_samples']
@@ -443,6 +445,13 @@ def t_interval(values, level: float = 0.95) -> dict:
         out.update(lo=out['mean'] - half, hi=out['mean'] + half)
     return out
 
+def detectable_difference(c: dict, level: float = 0.95, power: float = 0.8) -> float | None:
+    "The smallest |mean difference| that `c`'s test (a `t_interval` result) finds with probability `power` at its n and spread."
+    from scipy.stats import t
+    if c['lo'] is None: return None
+    q = t.ppf(0.5 + level / 2, c['n'] - 1)
+    return (q + t.ppf(power, c['n'] - 1)) * (c['hi'] - c['lo']) / 2 / q
+
 def paired_difference(rows: list[dict], a: str, b: str, key: str, relative: bool = False) -> dict | None:
     "Interval of B - A in metric `key` (`relative`: (B - A) / A) over the seeds both rows have; None when a row lacks it."
     by = {r['variant']: r for r in rows}
@@ -450,7 +459,8 @@ def paired_difference(rows: list[dict], a: str, b: str, key: str, relative: bool
     va, vb = (dict(zip(by[v]['seeds'], by[v][key]['values'])) for v in (a, b))
     common = [s for s in va if s in vb and _finite(va[s]) and _finite(vb[s])]
     d = [(vb[s] - va[s]) / va[s] if relative else vb[s] - va[s] for s in common]
-    return {'a': a, 'b': b, 'metric': key, 'relative': relative, **t_interval(d), 'seeds': common}
+    out = {'a': a, 'b': b, 'metric': key, 'relative': relative, **t_interval(d), 'seeds': common}
+    return {**out, 'detectable': detectable_difference(out)}
 
 # %% ../nbs/07_evaluate.ipynb #6dd75409
 HIGHER_IS_BETTER = {'psnr', 'codes_used', 'perplexity', *[f'{space_prefix(s)}{k}' for s in FEATURE_SPACES for k in ('precision', 'recall')]}
@@ -476,6 +486,23 @@ def seeds_to_decide(c: dict, level: float = 0.95, most: int = 1000) -> int | Non
     spread = (c['hi'] - c['lo']) / 2 * math.sqrt(c['n']) / q(c['n'])
     return next((n for n in range(2, most + 1) if q(n) * spread / math.sqrt(n) < abs(c['mean'])), None)
 
+# %% ../nbs/07_evaluate.ipynb #065d2275
+def draw_spreads(per_seed: list[dict], a: str, b: str, key: str) -> dict | None:
+    "'within' and 'between' spreads of the per-draw paired difference B - A of `key` over the seeds' results (see above)."
+    diffs = [np.subtract(r['variants'][b]['draws'][key], r['variants'][a]['draws'][key]) for r in per_seed
+             if key in r['variants'].get(a, {}).get('draws', {}) and key in r['variants'].get(b, {}).get('draws', {})]
+    if len(diffs) < 2 or min(map(len, diffs)) < 2: return None
+    J = min(map(len, diffs))
+    within2 = float(np.mean([np.var(d, ddof=1) for d in diffs]))
+    s2 = float(np.var([d.mean() for d in diffs], ddof=1))
+    return {'a': a, 'b': b, 'metric': key, 'within': math.sqrt(within2), 'between': math.sqrt(max(0.0, s2 - within2 / J)),
+            'rule_spread': math.sqrt(s2), 'draws': J, 'seeds': len(diffs)}
+
+def draws_for(spreads: dict, share: float = 0.25, most: int = 100) -> int | None:
+    "Draws per seed whose within-seed variance (within^2 / J) is at most `share` x the between-seed variance; None above `most`."
+    w2, b2 = spreads['within'] ** 2, spreads['between'] ** 2
+    return next((J for J in range(1, most + 1) if w2 / J <= share * b2), None)
+
 # %% ../nbs/07_evaluate.ipynb #a5d39290
 COMPARE_KEYS = ('mse', 'prior_nll', *[f'{space_prefix(s)}{k}' for s in FEATURE_SPACES for k in ('fd', 'precision', 'recall')],
                 'contrast', 'sharpness')
@@ -490,10 +517,12 @@ def comparison_pairs(methods) -> list[tuple[str, str, str]]:
             + [('post-hoc vs end-to-end', 'vqvae', m + ft) for m in methods for ft in ('', '+ft')])
 
 def compare_variants(rows: list[dict], methods=tuple(CODEBOOKS), keys=COMPARE_KEYS) -> list[dict]:
-    "Every paired difference of `comparison_pairs` in every metric of `keys` both rows have, with its verdict."
+    """Every paired difference of `comparison_pairs` in every metric of `keys` both rows have, with its verdict. A fine-tune
+    samples its base's prior, so a pair with a fine-tune in it has no prior-NLL difference: it would be 0 or repeat the bases'."""
     out = []
     for q, a, b in comparison_pairs(methods):
         for k in keys:
+            if k == 'prior_nll' and '+ft' in a + b: continue
             if (c := paired_difference(rows, a, b, k)) is not None: out.append({'question': q, **c, 'verdict': verdict(c)})
     return out
 
@@ -513,14 +542,61 @@ def space_disagreements(comparisons: list[dict]) -> list[dict]:
                             'other': o['verdict'], 'classifier_mean': c['mean'], 'other_mean': o['mean']})
     return out
 
+# %% ../nbs/07_evaluate.ipynb #7b0ce7fe
+def round_interval(c: dict) -> str:
+    "'mean ± half-width' of a `paired_difference` result: the half-width to two significant digits, the mean to the same place."
+    if c['mean'] is None: return '—'
+    half = None if c['lo'] is None else (c['hi'] - c['lo']) / 2
+    if not half: return f"{c['mean']:+.2g}" + ('' if half is None else ' ± 0')
+    places = max(0, 1 - math.floor(math.log10(half)))
+    mean = f"{c['mean']:+.{places}f}"
+    return (f"{0:.{places}f}" if float(mean) == 0 else mean) + f" ± {half:.{places}f}"
+
+def question_rows(comparisons: list[dict], question: str, keys=COMPARE_KEYS) -> list[dict]:
+    "One row per pair of `question` ('pair': 'B − A'), one cell per measure in `keys`: `round_interval`, ' ✓' where decided."
+    rows = {}
+    for c in comparisons:
+        if c['question'] != question or c['metric'] not in keys: continue
+        rows.setdefault((c['a'], c['b']), {'pair': f"{c['b']} − {c['a']}"})[c['metric']] = round_interval(c) + (' ✓' if _sign(c) else '')
+    return list(rows.values())
+
+def question_table(comparisons: list[dict], question: str, keys=COMPARE_KEYS, how: str = 'html') -> str:
+    "`question_rows` as a table (core's `format_table`): the measures any pair has, each headed with ↓ or ↑."
+    rows = question_rows(comparisons, question, keys)
+    arrow = lambda k: '' if k in NO_BETTER else ' ↑' if k in HIGHER_IS_BETTER else ' ↓'
+    return format_table(rows, [('pair', 'B − A', '')] + [(k, k + arrow(k), '') for k in keys if any(k in r for r in rows)], how=how)
+
+# %% ../nbs/07_evaluate.ipynb #ab0235a0
+MEASURE_WORDS = {'mse': 'test MSE', 'prior_nll': 'prior NLL', 'fd': 'sample FD', 'ae_fd': 'sample FD in the autoencoder space',
+                 'precision': 'precision', 'recall': 'recall', 'latent_distortion': 'latent distortion'}
+
+def decision_sign(c: dict) -> int:
+    "+1 where the decision rule finds B better than A, -1 where it finds B worse, 0 where it finds no measurable difference."
+    if c['lo'] is None or c['lo'] <= 0 <= c['hi']: return 0
+    return 1 if (c['lo'] > 0) == (c['metric'] in HIGHER_IS_BETTER) else -1
+
+def question_phrase(comps: list[dict], subject: str, ref: str, unit: str, measures) -> str:
+    "What the rule finds for one question: better or worse, in which measure, for how many and by how much; the measures it leaves undecided."
+    parts, undecided = [], []
+    for k in measures:
+        if not (sel := [c for c in comps if c['metric'] == k]): continue
+        for word, sign in (('better', 1), ('worse', -1)):
+            if hit := [c['mean'] for c in sel if decision_sign(c) == sign]:
+                parts.append(f"{word} than {ref} in {MEASURE_WORDS.get(k, k)} for {len(hit)} of {len(sel)} {unit} (by {abs(np.mean(hit)):.2g} on average)")
+        if not any(decision_sign(c) for c in sel): undecided.append((MEASURE_WORDS.get(k, k), len(sel)))
+    if undecided: parts.append(f"undecided against {ref} in {' and '.join(w for w, _ in undecided)} for all {undecided[0][1]} {unit}")
+    return f"{subject} " + ', '.join(parts)
+
+
 # %% ../nbs/07_evaluate.ipynb #6252c459
 def check_targets(rows: list[dict], methods=tuple(CODEBOOKS)) -> list[dict]:
-    "The project's targets, each {'target', 'value' (mean), 'lo', 'hi', 'n', 'met'}: met only when the interval says so."
+    "The project's targets, each {'target', 'value' (mean), 'lo', 'hi', 'n', 'met', 'mean_met'}: met only when the interval says so."
     by, out = {r['variant']: r for r in rows}, []
     def add(target, ci, limit, below):
         if ci is None or ci['mean'] is None: return
         met = None if ci['lo'] is None else bool(ci['hi'] <= limit if below else ci['lo'] >= limit)
-        out.append({'target': target, 'value': ci['mean'], 'lo': ci['lo'], 'hi': ci['hi'], 'n': ci['n'], 'met': met})
+        out.append({'target': target, 'value': ci['mean'], 'lo': ci['lo'], 'hi': ci['hi'], 'n': ci['n'], 'met': met,
+                    'mean_met': bool(ci['mean'] <= limit if below else ci['mean'] >= limit)})
     level = lambda v, k: t_interval(by[v][k]['values']) if v in by and k in by[v] else None
     add('continuous VAE MSE <= 0.006', level('vae', 'mse'), 0.006, True)
     post = {m: by[m]['mse']['mean'] for m in methods if m in by and 'mse' in by[m] and by[m]['mse']['mean'] is not None}

@@ -528,7 +528,6 @@ def _panels(self) -> go.Figure:
     self._grid(fig)
     return fig
 
-# %% ../nbs/08_explore.ipynb #712338fe
 @patch_to(CodebookAssignmentExplorer)
 def _grid(self, fig):
     "The axes of the token and patch panels, and the lines between the cells of the token panel."
@@ -551,6 +550,10 @@ def _connect(self):
     self._finish([self.image.widget, self.codebook, self.codeword],
                  hint='Choose an image by class; click a bar of the usage histogram (or move the codeword slider) to see '
                       'the cells that codeword stands for.')
+
+@patch_to(CodebookAssignmentExplorer)
+def _on_bar(self, trace, points, state):
+    if points.point_inds: self.codeword.value = int(points.point_inds[0])
 
 # %% ../nbs/08_explore.ipynb #da762e8a
 @patch_to(CodebookAssignmentExplorer)
@@ -598,11 +601,6 @@ def _show_codeword(self):
         ann = self.figure.layout.annotations
         ann[-2].text = f'{cb} codeword {k}: {n_used} of {total} cells ({100 * n_used / total:.1f}%); closest {len(idx)}'
         ann[-1].text = f'{cb}: cells per codeword (selected in red)'
-
-# %% ../nbs/08_explore.ipynb #062e1c2e
-@patch_to(CodebookAssignmentExplorer)
-def _on_bar(self, trace, points, state):
-    if points.point_inds: self.codeword.value = int(points.point_inds[0])
 
 # %% ../nbs/08_explore.ipynb #eff60736
 @dataclass

@@ -34,18 +34,18 @@ from .finetune import load_or_finetune_decoder
 from .codebook import split_latents
 from .evaluate import (EvalConfig, evaluate_seed, run_scorer, check_sample_size, method_models, vqvae_models, load_run_models, seed_config, results_table, check_targets, TABLE_COLUMNS,
                                      VARIANT_LABELS, load_evaluation_samples, compare_variants,
-                                     space_disagreements, t_interval, decode_latents, HIGHER_IS_BETTER)
+                                     space_disagreements, t_interval, decode_latents, HIGHER_IS_BETTER, decision_sign, question_phrase)
 
 _explore = importlib.import_module('geovq_tutorial.explore')   # declares the 'projection' stage: part of a run folder too
 
 # %% auto #0
-__all__ = ['WRITE_ERRORS', 'VERDICT_QUESTIONS', 'VERDICT_METRICS', 'VERDICT_SUBJECTS', 'MEASURE_WORDS', 'BAR_METRICS',
-           'RunConfig', 'stage_table', 'seed_folders', 'read_config', 'cannot_write', 'check_run_dir', 'run_conflicts',
-           'refuse_conflicts', 'damaged_artifacts', 'clear_stale', 'check_run', 'begin_run', 'stored_evaluation',
-           'collect_metrics', 'results_text', 'in_verdict', 'difference_text', 'verdict_lines', 'decision_sign',
-           'question_phrase', 'verdict_paragraph', 'comparisons_table', 'measure_bars', 'reconstructions', 'image_rows',
-           'labelled_rows', 'lines_html', 'report_html', 'report_text', 'report_images', 'write_report', 'load_run',
-           'seed_part', 'pipeline_jobs', 'run_workers', 'run_lock', 'run_pipeline']
+__all__ = ['WRITE_ERRORS', 'VERDICT_QUESTIONS', 'VERDICT_METRICS', 'VERDICT_SUBJECTS', 'BAR_METRICS', 'RunConfig', 'stage_table',
+           'seed_folders', 'read_config', 'cannot_write', 'check_run_dir', 'run_conflicts', 'refuse_conflicts',
+           'damaged_artifacts', 'clear_stale', 'check_run', 'begin_run', 'stored_evaluation', 'collect_metrics',
+           'results_text', 'in_verdict', 'difference_text', 'verdict_lines', 'verdict_paragraph', 'comparisons_table',
+           'measure_bars', 'reconstructions', 'image_rows', 'labelled_rows', 'lines_html', 'report_html', 'report_text',
+           'report_images', 'write_report', 'load_run', 'seed_part', 'pipeline_jobs', 'run_workers', 'run_lock',
+           'run_pipeline']
 
 # %% ../nbs/09_pipeline.ipynb #dae76c90
 @dataclass
@@ -256,24 +256,6 @@ VERDICT_SUBJECTS = {   # question: (subject, what it is compared with, what is c
     'geodesic vs Euclidean': ('geodesic codebooks', 'Euclidean ones', 'pairs', ('mse', 'fd')),
     'fine-tune vs control': ('the fine-tune', 'its control', 'codebooks', ('mse',)),
     'post-hoc vs end-to-end': ('post-hoc codebooks, fine-tuned,', 'the end-to-end VQ-VAE', 'codebooks', ('mse', 'fd'))}
-MEASURE_WORDS = {'mse': 'test MSE', 'fd': 'sample FD'}
-
-def decision_sign(c: dict) -> int:
-    "+1 where the decision rule finds B better than A, -1 where it finds B worse, 0 where it finds no measurable difference."
-    if c['lo'] is None or c['lo'] <= 0 <= c['hi']: return 0
-    return 1 if (c['lo'] > 0) == (c['metric'] in HIGHER_IS_BETTER) else -1
-
-def question_phrase(comps: list[dict], subject: str, ref: str, unit: str, measures) -> str:
-    "What the rule finds for one question: better or worse, in which measure, for how many and by how much; the measures it leaves undecided."
-    parts, undecided = [], []
-    for k in measures:
-        if not (sel := [c for c in comps if c['metric'] == k]): continue
-        for word, sign in (('better', 1), ('worse', -1)):
-            if hit := [c['mean'] for c in sel if decision_sign(c) == sign]:
-                parts.append(f"{word} than {ref} in {MEASURE_WORDS[k]} for {len(hit)} of {len(sel)} {unit} (by {abs(np.mean(hit)):.2g} on average)")
-        if not any(decision_sign(c) for c in sel): undecided.append((MEASURE_WORDS[k], len(sel)))
-    if undecided: parts.append(f"undecided against {ref} in {' and '.join(w for w, _ in undecided)} for all {undecided[0][1]} {unit}")
-    return f"{subject} " + ', '.join(parts)
 
 def verdict_paragraph(metrics: dict, where: str = 'this page') -> str:
     "The run's verdict in a few generated sentences: per question, which way the decision rule decides and for how many."
@@ -286,7 +268,9 @@ def verdict_paragraph(metrics: dict, where: str = 'this page') -> str:
             ". Undecided means no measurable difference at this n, not equality.")
 
 # %% ../nbs/09_pipeline.ipynb #b7be2a54
-def _verdict(t) -> str: return 'met' if t['met'] else 'NOT met' if t['met'] is False else 'n/a (no interval)'
+def _verdict(t) -> str:
+    if t['met'] is None: return 'n/a (no interval)'
+    return 'met' if t['met'] else 'NOT met' + {True: ' (the mean meets it, its interval does not)', False: ' (the mean misses it)'}.get(t.get('mean_met'), '')
 def _ci(t) -> str: return f" [{t['lo']:.4g}, {t['hi']:.4g}]" if t.get('lo') is not None else ''
 
 def _targets_html(targets: list[dict]) -> str:

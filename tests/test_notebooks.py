@@ -28,8 +28,11 @@ def _digests(folder: Path) -> dict[str, str]:
 
 
 def test_chapters_rewrite_nothing_the_run_holds(tiny_run, chapters_run):
-    """After every chapter has read the run (the tests above, in reading order), each artifact the run made is byte-identical:
-    the chapters loaded the run's stages, they did not make any of them again (they may add what lies beyond the run)."""
+    """After every chapter has read the run (the tests above, in reading order), each artifact the run made is byte-identical
+    and there is no other: the chapters loaded the run's stages, they made none of them again, and their tested cells store
+    nothing beyond the run (what a chapter shows beyond it, such as codebooks fitted to sampled z, is in its slow cells)."""
     before, after = _digests(tiny_run), _digests(chapters_run)
     changed = sorted(k for k, v in before.items() if after.get(k) != v and not k.endswith('.lock'))
     assert not changed, f"the chapters rewrote or removed these artifacts of the run they read: {changed[:10]}"
+    added = sorted(k for k in after if k not in before and not k.endswith('.lock'))
+    assert not added, f"the chapters' tested cells stored these in the run they read: {added[:10]}"
