@@ -518,11 +518,13 @@ def comparison_pairs(methods) -> list[tuple[str, str, str]]:
 
 def compare_variants(rows: list[dict], methods=tuple(CODEBOOKS), keys=COMPARE_KEYS) -> list[dict]:
     """Every paired difference of `comparison_pairs` in every metric of `keys` both rows have, with its verdict. A fine-tune
-    samples its base's prior, so a pair with a fine-tune in it has no prior-NLL difference: it would be 0 or repeat the bases'."""
+    samples its base's prior, so a pair with a fine-tune in it has no prior-NLL difference (it would be 0 or repeat the
+    bases'); a fine-tune against the control is compared in MSE only (the control's samples decode z ~ N(0, I), a codebook's
+    its prior's tokens: their sample metrics would measure having a prior, not the fine-tune)."""
     out = []
     for q, a, b in comparison_pairs(methods):
         for k in keys:
-            if k == 'prior_nll' and '+ft' in a + b: continue
+            if (k == 'prior_nll' and '+ft' in a + b) or (q == 'fine-tune vs control' and k != 'mse'): continue
             if (c := paired_difference(rows, a, b, k)) is not None: out.append({'question': q, **c, 'verdict': verdict(c)})
     return out
 

@@ -94,13 +94,17 @@ def test_readme_and_landing_page_show_the_runs_verdict(record):
 
 
 def test_evaluation_chapter_shows_the_runs_comparisons_and_targets(record):
+    "Each headline comparison is a cell of its pair's row in the chapter's tables: the rounded interval, with ✓ where decided."
+    import re
+    from geovq_tutorial.evaluate import round_interval
     head, text = record['runs']['digits']['headline'], saved_text(REPO / 'nbs' / '07_evaluate.ipynb')
     assert head['comparisons'] and head['targets']
     for c in head['comparisons']:
-        shown = f"{c['mean']:+.4g} [{c['lo']:+.4g}, {c['hi']:+.4g}]  {c['verdict']}"
-        assert shown in text, f"07_evaluate's saved outputs lack {c['b']} - {c['a']} {c['metric']}: {shown}"
+        rows = re.findall(rf"<tr><td>{re.escape(c['b'])} − {re.escape(c['a'])}</td>(.*?)</tr>", text)
+        cell = f"<td>{round_interval(c)}{' ✓' if c['lo'] is not None and not c['lo'] <= 0 <= c['hi'] else ''}</td>"
+        assert any(cell in r for r in rows), f"07_evaluate's tables lack {c['b']} − {c['a']} {c['metric']}: {cell} (rows: {rows})"
     for t in head['targets']:
-        if t['value'] is not None: assert f"{t['target']}: {t['value']:.4g}" in text, t['target']
+        if t['value'] is not None: assert f"{t['target']}: {t['value']:.3g}" in text, t['target']   # the chapter's 3 digits
     assert f"{len(head['seeds'])} seeds: {head['seeds']}" in text
 
 
