@@ -7,7 +7,9 @@
    measured alongside), and the total cost of the expected metric at `metric_contexts` contexts on all training vectors;
 2. validation on `--pairs` random pairs of test vectors, for the plain and the uncertainty-aware expected metric: the graph
    distance (kNN graph over all training vectors) over the exact length of its own path, over the continuous geodesic, and
-   over the straight segment (median, p10, p90).
+   over the straight segment (median, p10, p90). The continuous geodesic is `converge_geodesics` (L-BFGS to a relative energy
+   change < 1e-4 per round) from the straight segment and from the graph path at `--segments`, the shorter solved again at twice
+   the segments (the doubling's length ratio is recorded), and for `--check-pairs` pairs doubled once more.
 Writes bench/results/geometry.json. Needs the run's VAE (GEOVQ_TUTORIAL_RUN_DIR or runs/digits; trained if missing).
 No assertions: the numbers are recorded, not judged.
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import spearmanr
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,8 +60,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--pairs', type=int, default=200)
     ap.add_argument('--threads', type=int, default=1)
-    ap.add_argument('--iters', type=int, default=20)
-    ap.add_argument('--lr', type=float, default=0.05)
+    ap.add_argument('--segments', type=int, default=16, help='segments T of the first solve; then doubled once for every pair')
+    ap.add_argument('--check-pairs', type=int, default=40, help='pairs whose solution is doubled once more (the convergence-in-T check)')
     ap.add_argument('--reuse', metavar='COST_JSON', help="skip the cost section: take its numbers from COST_JSON (an earlier run of "
                     "this script on the same VAE) and the training vectors' expected metric from the run's stage 'metric'")
     ap.add_argument('--only', choices=('plain', 'uncertainty'), help='validate one metric only; the other entry is kept from --out')
@@ -68,7 +71,8 @@ def main():
     os.environ.setdefault('GEOVQ_PROGRESS', '0')
     from geovq_tutorial.vae import tutorial_config, load_or_train_vae, encode_means, CELLS
     from geovq_tutorial.geometry import (GeometryConfig, ContextDecoder, LatentGraph, draw_contexts, fit_precision, pullback_metric,
-                                         ratio_summary, validate_distances, with_uncertainty, VARIANCE_STEPS)
+                                         ratio_summary, validate_distances, with_uncertainty, VARIANCE_STEPS,
+                                         GEODESIC_TOL, converge_geodesics, curve_length, refine)
     from geovq_tutorial.data import load_dataset_for
     cfg = tutorial_config(GeometryConfig, threads=args.threads, progress=False)
     data = load_dataset_for(cfg)
@@ -77,7 +81,8 @@ def main():
     train, val_g, test = (encode_means(vae, x) for x in (data.train, data.val, data.test))
     V, VT = vec(train), vec(test)
     load0 = os.getloadavg()
-    res = {'command': f'bench/bench_geometry.py --pairs {args.pairs} --threads {args.threads} --iters {args.iters} --lr {args.lr}'
+    res = {'command': f'bench/bench_geometry.py --pairs {args.pairs} --threads {args.threads} --segments {args.segments} '
+                      f'--check-pairs {args.check_pairs}'
                           + (f' --reuse {args.reuse}' if args.reuse else '') + (f' --only {args.only}' if args.only else ''),
            'when': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
            'machine': {'cpus': os.cpu_count(), 'platform': platform.platform(), 'load_average_start': load0},
@@ -118,14 +123,26 @@ def main():
         t0 = time.perf_counter()
         graph = LatentGraph(V, Mv, k=cfg.knn, variance=var)     # the uncertainty-aware graph measures sigma's part exactly
         t_graph = time.perf_counter() - t0
-        v = validate_distances(f, graph, VT[ia], Mt[:n], VT[ib], Mt[n:], iters=args.iters, lr=args.lr)
+        v = validate_distances(f, graph, VT[ia], Mt[:n], VT[ib], Mt[n:], T=args.segments, doublings=1)
+        t_val = time.perf_counter() - t0 - t_graph
         entry = {'graph_vs_own_path_median': None, 'graph_vs_continuous_median': None}
         for key, ref in (('own_path', 'own_path'), ('continuous', 'continuous'), ('straight', 'straight')):
             s = ratio_summary(v['graph'], v[ref])
             entry.update({f'graph_vs_{key}_median': s['median'], f'graph_vs_{key}_p10': s['p10'], f'graph_vs_{key}_p90': s['p90']})
+        m = args.check_pairs                                    # one more doubling, for the first m pairs
+        steps = 4 * args.segments * 4
+        c4, ok4, _ = converge_geodesics(f, refine(v['curves'][:m], 2))
+        again = curve_length(f, c4, steps // (c4.shape[1] - 1)) / curve_length(f, v['curves'][:m], steps // (v['curves'].shape[1] - 1))
         entry.update({'continuous_vs_straight_median': ratio_summary(v['continuous'], v['straight'])['median'],
-                      'solver_vs_straight_median': ratio_summary(v['solved'], v['straight'])['median'],
-                      'hops_median': float(np.median(v['hops'])), 'graph_s': t_graph, 'validation_s': time.perf_counter() - t0 - t_graph,
+                      'solver_vs_start_median': ratio_summary(v['solved'], v['start'])['median'],
+                      'converged': int(v['converged'].sum()), 'convergence': f'relative energy change < {GEODESIC_TOL:g} over a round of 10 L-BFGS iterations',
+                      'segments': [args.segments, 2 * args.segments],
+                      'doubling': {**ratio_summary(v['doubling'], np.ones(n)), 'min': float(v['doubling'].min())},
+                      'doubling_again': {**ratio_summary(again.numpy(), np.ones(m)), 'min': float(again.min()), 'pairs': m,
+                                         'segments': 4 * args.segments, 'converged': int(ok4.sum())},
+                      'rank_correlation_graph_continuous': float(spearmanr(v['graph'], v['continuous']).statistic),
+                      'per_pair': {k: np.round(np.asarray(v[k], dtype=float), 6).tolist() for k in ('graph', 'continuous', 'straight')},
+                      'hops_median': float(np.median(v['hops'])), 'graph_s': t_graph, 'validation_s': t_val,
                       'components': int(graph.components_before), 'bridges': int(graph.bridges), 'pairs': n,
                       'edge_rule': 'endpoint mean' if var is None else f'variance exact ({VARIANCE_STEPS} sub-steps), decoder part from the ends'})
         res[name] = entry

@@ -13,25 +13,27 @@ import sys
 import time
 from dataclasses import fields
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import torch
 
 import geovq_tutorial
-from .core import (ConfigError, CheckpointError, STAGES, stage_order, add_config_arguments, config_from_arguments,
-                                 WorkerDied, sigterm_as_interrupt)
+from .core import ConfigError, CheckpointError, STAGES, Config, stage_order, config_sections
 from .data import DatasetError, load_dataset_for
 from .vae import VAEConfig, SpatialVAE, load_or_train_vae
 from .prior import TransformerPrior
 from .codebook import CodebookConfig, codebook_stage
 from .pipeline import (RunConfig, WRITE_ERRORS, read_config, load_run, check_run_dir, begin_run, run_pipeline,
-                                     write_report, collect_metrics, results_text, cannot_write, verdict_lines, verdict_paragraph)
+                                     write_report, collect_metrics, results_text, cannot_write, verdict_lines, verdict_paragraph,
+                                     WorkerDied, sigterm_as_interrupt)
 
 # %% auto #0
-__all__ = ['COMMANDS', 'EXAMPLES', 'EMPTY_RUN_DIR', 'TRAINING_BYTES_PER_PARAMETER', 'PATCH_BYTES', 'HEADLINE', 'build_parser',
-           'check_run_folder', 'check_seeds', 'memory_bytes', 'count_polynomial', 'n_parameters', 'largest_fitting',
-           'refuse_size', 'check_photo_patches', 'check_model_sizes', 'check_vector_counts', 'default_run_dir',
-           'check_sizes', 'next_step', 'hooks_step', 'main']
+__all__ = ['COMMANDS', 'EXAMPLES', 'EMPTY_RUN_DIR', 'TRAINING_BYTES_PER_PARAMETER', 'PATCH_BYTES', 'HEADLINE',
+           'add_config_arguments', 'config_from_arguments', 'build_parser', 'check_run_folder', 'check_seeds',
+           'memory_bytes', 'count_polynomial', 'n_parameters', 'largest_fitting', 'refuse_size', 'check_photo_patches',
+           'check_model_sizes', 'check_vector_counts', 'default_run_dir', 'check_sizes', 'next_step', 'hooks_step',
+           'main']
 
 # %% ../nbs/10_cli.ipynb #4254893a
 COMMANDS = {  # name: (what it does, the configuration section whose settings are its options; None: only --run-dir)
@@ -43,6 +45,25 @@ COMMANDS = {  # name: (what it does, the configuration section whose settings ar
 def _stages_help() -> str:
     return 'stages, in run order (made from): ' + '; '.join(
         n + (f" ({', '.join(STAGES[n].upstream)})" if STAGES[n].upstream else '') for n in stage_order())
+
+# %% ../nbs/10_cli.ipynb #de9f74b3
+def add_config_arguments(parser: argparse.ArgumentParser, cls=Config, only: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    "Add one `--option` per field of `cls` (or those in `only`), in one group per section; every default means 'not given'."
+    types = {'int': int, 'float': float, 'str': str}
+    for section, own in config_sections(cls):
+        own = [f for f in own if only is None or f.name in only]
+        if not own: continue
+        group = parser.add_argument_group(f'{section.__name__} settings', (section.__doc__ or '').split('\n')[0])
+        for f in own:
+            flag, help = '--' + f.name.replace('_', '-'), f"{f.metadata.get('help', '')} (default: {f.default!r})"
+            if f.type in ('bool', 'bool | None'):
+                group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help)
+            else: group.add_argument(flag, dest=f.name, type=types[f.type], default=None, metavar=f.name.upper(), help=help)
+    return parser
+
+def config_from_arguments(ns: argparse.Namespace, base):
+    "`base` with the options actually given on the command line applied."
+    return base.replace(**{f.name: getattr(ns, f.name) for f in fields(base) if getattr(ns, f.name, None) is not None})
 
 # %% ../nbs/10_cli.ipynb #4e5068a9
 EXAMPLES = """examples:
@@ -210,12 +231,14 @@ def hooks_step() -> str | None:
 
 # %% ../nbs/10_cli.ipynb #3b88c29c
 def _report_lines(cfg, metrics: dict, report: Path | None) -> list[str]:
-    "The closing lines of `run` and `report`: the headline numbers, the verdict, the report's path and a command that opens it."
+    "The closing lines of `run` and `report`: the verdict, the headline numbers, the report's path and a command that opens it."
     where = (['Report: not saved (the folder cannot be written; printed above)'] if report is None else
              [f"Report: {report.absolute()}", f"Open it: {shlex.quote(sys.executable)} -m webbrowser {shlex.quote(report.absolute().as_uri())}"])
-    return [f"Results ({metrics['dataset']}, test split, K = {metrics['K']}, seeds {metrics['seeds']}; mean ± std):",
-            *results_text(metrics, HEADLINE).splitlines(), '', 'Verdict:', verdict_paragraph(metrics, 'this report'), '',
-            'Pair by pair, with intervals:', *verdict_lines(metrics)[1:], '', *where]
+    pairs = (['Pair by pair, with intervals:', *verdict_lines(metrics)[1:]] if report is None else
+             [f"Pair by pair, with intervals: {len(verdict_lines(metrics)) - 1} lines in the report (folded under its verdict)"])
+    return ['Verdict:', verdict_paragraph(metrics, 'this report'), '',
+            f"Results ({metrics['dataset']}, test split, K = {metrics['K']}, seeds {metrics['seeds']}; mean ± std):",
+            *results_text(metrics, HEADLINE).splitlines(), '', *pairs, '', *where]
 
 def _execute(ns, cfg: RunConfig) -> list[str]:
     "Run the subcommand; return the lines that summarise its result."

@@ -5,7 +5,6 @@
 # %% ../nbs/00_core.ipynb #b279a0a1
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import hashlib
@@ -14,17 +13,11 @@ import math
 import os
 import random
 import re
-import signal
 import sys
 import tempfile
-import threading
 import time
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor, wait, FIRST_COMPLETED
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager, ExitStack
 from dataclasses import dataclass, field, fields
-from importlib import import_module
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -37,10 +30,8 @@ __all__ = ['STAGES', 'ConfigError', 'setting', 'at_least', 'positive', 'non_nega
            'atomic_path', 'save_json', 'load_json', 'CheckpointError', 'save_checkpoint', 'as_os_error', 'read_meta',
            'load_checkpoint', 'load_weights', 'fingerprint', 'StageError', 'Stage', 'declare_stage', 'differences',
            'stage_lock', 'stage_order', 'downstream_of', 'seed_everything', 'pick_device', 'set_threads', 'setup_run',
-           'module_device', 'Job', 'spawnable', 'job_order', 'critical_paths', 'ready_jobs', 'watch_parent',
-           'start_worker', 'WorkerDied', 'stop_workers', 'sigterm_as_interrupt', 'job_result', 'run_jobs', 'batches',
-           'in_batches', 'progress', 'Trainer', 'flatten_state', 'unflatten_state', 'format_table', 'config_sections',
-           'add_config_arguments', 'config_from_arguments']
+           'module_device', 'batches', 'in_batches', 'progress', 'Trainer', 'flatten_state', 'unflatten_state',
+           'mean_spread', 'format_table', 'config_sections']
 
 # %% ../nbs/00_core.ipynb #1e17c96e
 class ConfigError(ValueError):
@@ -254,11 +245,14 @@ class Stage:
     folder: str = ''       # their folder in the run directory (default: the stage's name)
     doc: str = ''
 
-def declare_stage(name: str, fields: Iterable[str], upstream: Iterable[str] = (), key: str = '', folder: str = '', doc: str = '') -> Stage:
-    "Declare (or re-declare) a stage and register it in `STAGES`; upstream stages must be declared first."
-    missing = [u for u in upstream if u not in STAGES]
-    if missing: raise ValueError(f"stage {name!r}: upstream stage(s) {missing} are not declared")
+def declare_stage(name: str, fields: Iterable[str], upstream: Iterable[str] = (), key: str = '', folder: str = '', doc: str = '',
+                  feeds: Iterable[str] = ()) -> Stage:
+    """Declare a stage and register it in `STAGES`; upstream stages must be declared first. `feeds`: stages declared earlier
+    that are also made from this one (they gain it as an upstream stage), for a stage that a later chapter introduces."""
+    missing = [u for u in (*upstream, *feeds) if u not in STAGES]
+    if missing: raise ValueError(f"stage {name!r}: stage(s) {missing} are not declared")
     STAGES[name] = Stage(name, tuple(fields), tuple(upstream), key, folder or (name if key else ''), doc)
+    for f in feeds: STAGES[f] = dataclasses.replace(STAGES[f], upstream=tuple(dict.fromkeys((*STAGES[f].upstream, name))))
     return STAGES[name]
 
 # %% ../nbs/00_core.ipynb #18b7766d
@@ -427,108 +421,6 @@ def setup_run(cfg) -> torch.device:
 def module_device(model: torch.nn.Module) -> torch.device:
     "The device a model's parameters live on (CPU for a model without parameters)."
     return next((p.device for p in model.parameters()), torch.device('cpu'))
-
-# %% ../nbs/00_core.ipynb #b2ea2767
-@dataclass
-class Job:
-    "One piece of work for `run_jobs`: `fn(*args)`, started once the jobs named in `after` have finished."
-    name: str
-    fn: Callable
-    args: tuple = ()
-    after: tuple[str, ...] = ()
-
-def spawnable(job: Job) -> bool:
-    "Whether a spawned worker can import `job`'s function and arguments (not so for what a notebook defines in `__main__`)."
-    return all(getattr(o, '__module__', None) != '__main__' for o in (job.fn, *map(type, job.args)))
-
-def job_order(jobs: list[Job]) -> list[Job]:
-    "`jobs` in an order where each comes after the jobs it waits for (list order otherwise); ValueError on a bad graph."
-    by_name, out = {j.name: j for j in jobs}, []
-    if len(by_name) < len(jobs): raise ValueError(f"job names repeat: {[j.name for j in jobs]}")
-    if bad := [(j.name, a) for j in jobs for a in j.after if a not in by_name]: raise ValueError(f"jobs wait for unknown jobs: {bad}")
-    while len(out) < len(jobs):
-        ready = [j for j in jobs if j not in out and all(by_name[a] in out for a in j.after)]
-        if not ready: raise ValueError(f"jobs wait for each other in a cycle: {[j.name for j in jobs if j not in out]}")
-        out.append(ready[0])
-    return out
-
-# %% ../nbs/00_core.ipynb #f81e49c6
-def critical_paths(jobs: list[Job]) -> dict[str, int]:
-    "{name: how many jobs the longest chain that starts at it holds, itself included}: how much work waits on each job."
-    height = {}
-    for j in reversed(job_order(jobs)):             # every job's downstream jobs come before it in this order
-        height[j.name] = 1 + max((height[k.name] for k in jobs if j.name in k.after), default=0)
-    return height
-
-def ready_jobs(waiting: list[Job], done, height: dict[str, int]) -> list[Job]:
-    "The `waiting` jobs whose upstream jobs are all `done`, the longest chain first (list order breaks ties)."
-    ready = [j for j in waiting if all(a in done for a in j.after)]
-    return sorted(ready, key=lambda j: -height[j.name])   # a stable sort: equal chains keep their list order
-
-# %% ../nbs/00_core.ipynb #eb562138
-def watch_parent(parent: int, every: float = 0.5):
-    "In a worker: end this process within `every` seconds of its parent `parent` being gone, however it ended."
-    def watch():
-        while os.getppid() == parent: time.sleep(every)
-        os._exit(1)                                   # the parent is gone: nobody will read what this worker makes
-    threading.Thread(target=watch, daemon=True, name='watch-parent').start()
-
-def start_worker(threads: int, parent: int):
-    "A worker's start: `threads` torch threads, Ctrl-C left to the parent (which ends its workers), the parent watched."
-    torch.set_num_threads(threads); signal.signal(signal.SIGINT, signal.SIG_IGN); watch_parent(parent)
-
-# %% ../nbs/00_core.ipynb #2bc6308b
-class WorkerDied(RuntimeError):
-    "A worker process ended without finishing its job (killed, or out of memory)."
-
-def stop_workers(pool: ProcessPoolExecutor):
-    "End `pool`'s worker processes now, without waiting for their jobs, and cancel the jobs not yet started."
-    for proc in list((pool._processes or {}).values()): proc.terminate()   # CPython's registry (3.14: pool.terminate_workers())
-    pool.shutdown(wait=False, cancel_futures=True)
-
-@contextmanager
-def sigterm_as_interrupt():
-    "Within this block SIGTERM (what `kill` and `timeout` send) raises KeyboardInterrupt, as Ctrl-C does; main thread only."
-    if threading.current_thread() is not threading.main_thread(): yield; return
-    def interrupt(*_): raise KeyboardInterrupt('SIGTERM')
-    old = signal.signal(signal.SIGTERM, interrupt)
-    try: yield
-    finally: signal.signal(signal.SIGTERM, old)
-
-# %% ../nbs/00_core.ipynb #f9f0a876
-def job_result(future, name: str, running: dict):
-    "The result of the finished job `name`; a worker that died becomes one `WorkerDied` naming the jobs it took with it."
-    try: return future.result()
-    except BrokenProcessPool:
-        lost = ', '.join(dict.fromkeys([name, *running.values()]))
-        raise WorkerDied(f"a worker process ended while running {lost} (killed, or out of memory); the completed stages "
-                         "are kept: run the same command again to continue from them") from None
-
-# %% ../nbs/00_core.ipynb #2aa64c73
-def run_jobs(jobs: list[Job], workers: int = 1) -> dict:
-    """Run `jobs` (see `Job`), `workers` at a time in spawned worker processes of `cpu_count // workers` torch threads each;
-    `workers=1`, or jobs a worker could not import (see `spawnable`), run here, one after another. Returns {name: result}.
-    The first job to fail, Ctrl-C or SIGTERM ends the workers at once and raises here."""
-    order = job_order(jobs)
-    if workers <= 1 or not all(map(spawnable, jobs)): return {j.name: j.fn(*j.args) for j in order}
-    threads, results, running, waiting = max(1, (os.cpu_count() or 1) // workers), {}, {}, list(jobs)
-    height = critical_paths(jobs)
-    start = (start_worker if spawnable(Job('start', start_worker))      # from a notebook, whose own is in __main__, the library's
-             else import_module('geovq_tutorial.core').start_worker)
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'), initializer=start, initargs=(threads, os.getpid()))
-    try:
-        with sigterm_as_interrupt():
-            while waiting or running:
-                for j in ready_jobs(waiting, results, height)[:workers - len(running)]:   # submit only what can start now
-                    waiting.remove(j); running[pool.submit(j.fn, *j.args)] = j.name
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for f in done: name = running.pop(f); results[name] = job_result(f, name, running)
-    except BaseException as e:
-        if isinstance(e, KeyboardInterrupt) and running:
-            print(f"interrupted: stopping {', '.join(running.values())} now; the completed stages are kept", file=sys.stderr, flush=True)
-        stop_workers(pool); raise
-    pool.shutdown()
-    return results
 
 # %% ../nbs/00_core.ipynb #d706e0af
 def batches(*tensors: torch.Tensor, batch_size: int, shuffle: bool = True, generator=None) -> Iterator[tuple[torch.Tensor, ...]]:
@@ -704,10 +596,16 @@ def fit(self, *train: torch.Tensor) -> dict:
     return self.history
 
 # %% ../nbs/00_core.ipynb #3be75340
+def mean_spread(mean: float, spread: float | None, fmt: str = '.4g') -> str:
+    "'mean ± spread' with the spread to two significant digits and the mean to the same decimal place; `fmt` when no spread."
+    if not spread or not math.isfinite(spread): return f'{mean:{fmt}}'
+    places = max(0, 1 - math.floor(math.log10(abs(spread))))
+    return f'{mean:.{places}f} ± {abs(spread):.{places}f}'
+
 def _cell(v, fmt: str) -> str:
     if isinstance(v, Mapping) and 'mean' in v:
         if v['mean'] is None: return '—'
-        return f"{v['mean']:{fmt}}" + (f" ± {v['std']:{fmt}}" if v.get('std') is not None and v.get('n', 2) > 1 else '')
+        return mean_spread(v['mean'], v.get('std') if v.get('n', 2) > 1 else None, fmt)
     if v is None or (isinstance(v, float) and not math.isfinite(v)): return '—'
     return f'{v:{fmt}}' if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
 
@@ -734,22 +632,3 @@ def config_sections(cls) -> list[tuple[type, list]]:
         seen |= {f.name for f in own}
         if own: out.append((c, own))
     return out
-
-# %% ../nbs/00_core.ipynb #de9f74b3
-def add_config_arguments(parser: argparse.ArgumentParser, cls=Config, only: Iterable[str] | None = None) -> argparse.ArgumentParser:
-    "Add one `--option` per field of `cls` (or those in `only`), in one group per section; every default means 'not given'."
-    types = {'int': int, 'float': float, 'str': str}
-    for section, own in config_sections(cls):
-        own = [f for f in own if only is None or f.name in only]
-        if not own: continue
-        group = parser.add_argument_group(f'{section.__name__} settings', (section.__doc__ or '').split('\n')[0])
-        for f in own:
-            flag, help = '--' + f.name.replace('_', '-'), f"{f.metadata.get('help', '')} (default: {f.default!r})"
-            if f.type in ('bool', 'bool | None'):
-                group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help)
-            else: group.add_argument(flag, dest=f.name, type=types[f.type], default=None, metavar=f.name.upper(), help=help)
-    return parser
-
-def config_from_arguments(ns: argparse.Namespace, base):
-    "`base` with the options actually given on the command line applied."
-    return base.replace(**{f.name: getattr(ns, f.name) for f in fields(base) if getattr(ns, f.name, None) is not None})

@@ -20,7 +20,7 @@ from .core import (setting, at_least, positive, non_negative, one_of, Trainer, S
 from .data import ImageSplits, load_dataset_for
 from .vae import GRID, SpatialVAE, encode_means
 from .codebook import grid_to_vectors, code_usage
-from .prior import PriorConfig, PRIOR_FIELDS
+from .prior import PriorConfig
 
 # %% auto #0
 __all__ = ['FinetuneConfig', 'check_codebook', 'Quantized', 'VQLayer', 'vq_terms', 'vq_loss', 'recon_loss', 'quantized_mse',
@@ -366,8 +366,7 @@ def train_vqvae(model: VQVAE, data: ImageSplits, cfg: FinetuneConfig, device: to
 # %% ../nbs/06_finetune.ipynb #95e0cf23
 declare_stage('vqvae', ('dataset', 'val_fraction', 'test_fraction', 'photo_patches', 'latent_dim', 'hidden', 'codebook_k',
                         'commitment', 'vqvae_epochs', 'batch_size', 'lr', 'seed', 'vqvae_quantizer'), key='vqvae_{vqvae_quantizer}',
-              doc='the end-to-end VQ-VAE baseline (made from the images)')
-declare_stage('prior', PRIOR_FIELDS, upstream=('codebooks', 'vqvae'), key=STAGES['prior'].key, doc=STAGES['prior'].doc)
+              doc='the end-to-end VQ-VAE baseline (made from the images)', feeds=('prior',))   # its tokens get a prior too
 
 def load_or_train_vqvae(cfg: FinetuneConfig, data: ImageSplits | None = None, force: bool = False,
                         device: torch.device | None = None) -> tuple[VQVAE, dict]:

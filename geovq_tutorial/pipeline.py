@@ -8,6 +8,14 @@ from __future__ import annotations
 import base64
 from contextlib import contextmanager
 import errno
+import multiprocessing
+import signal
+import sys
+import threading
+from concurrent.futures import ProcessPoolExecutor, wait, FIRST_COMPLETED
+from concurrent.futures.process import BrokenProcessPool
+from importlib import import_module
+from typing import Callable
 import html
 import importlib
 import io
@@ -25,7 +33,7 @@ import torch
 
 from .core import (STAGES, ConfigError, StageError, CheckpointError, stage_order, downstream_of, setup_run,
                                  save_json, load_json, read_meta, atomic_path, format_table,
-                                 pick_device, setting, at_least, Job, run_jobs)
+                                 pick_device, setting, at_least)
 from .data import load_dataset_for, show_images
 from .vae import load_or_train_vae, encode_means
 from .codebook import METRICS
@@ -44,8 +52,9 @@ __all__ = ['WRITE_ERRORS', 'VERDICT_QUESTIONS', 'VERDICT_METRICS', 'VERDICT_SUBJ
            'damaged_artifacts', 'clear_stale', 'check_run', 'begin_run', 'stored_evaluation', 'collect_metrics',
            'results_text', 'in_verdict', 'difference_text', 'verdict_lines', 'verdict_paragraph', 'comparisons_table',
            'measure_bars', 'reconstructions', 'image_rows', 'labelled_rows', 'lines_html', 'report_html', 'report_text',
-           'report_images', 'write_report', 'load_run', 'seed_part', 'pipeline_jobs', 'run_workers', 'run_lock',
-           'run_pipeline']
+           'report_images', 'write_report', 'load_run', 'Job', 'spawnable', 'job_order', 'critical_paths', 'ready_jobs',
+           'watch_parent', 'start_worker', 'WorkerDied', 'stop_workers', 'sigterm_as_interrupt', 'job_result',
+           'run_jobs', 'seed_part', 'pipeline_jobs', 'run_workers', 'run_lock', 'run_pipeline']
 
 # %% ../nbs/09_pipeline.ipynb #dae76c90
 @dataclass
@@ -373,7 +382,7 @@ def report_html(metrics: dict, run_dir: Path, samples: dict[str, torch.Tensor], 
 <p>Dataset <b>{e(str(metrics['dataset']))}</b>, K = {metrics['K']}, seeds {metrics['seeds']}, held-out test split
 (n = {metrics['n_test']} images). Run folder <code>{e(str(where))}</code>.</p>
 <h2>Verdict</h2><p>{e(verdict_paragraph(metrics, "this report"))}</p>
-<details open><summary>Pair by pair</summary>{lines_html(verdict_lines(metrics))}</details>
+<details><summary>Pair by pair ({len(verdict_lines(metrics)) - 1} lines)</summary>{lines_html(verdict_lines(metrics))}</details>
 <p>A difference is a finding only when its 95% interval excludes 0; every measure of every comparison is in "All numbers" below.</p>
 {_figures_html(metrics, samples, images)}
 <h2>All numbers</h2><p>Mean ± standard deviation over the seeds.</p><div class="wide">{results_text(metrics, how='html')}</div>
@@ -417,6 +426,108 @@ def load_run(run_dir) -> RunConfig:
     if not (p / 'config.json').is_file():
         raise ConfigError(f"{p} has no config.json, so it is not a run folder; make one with `geovq run --run-dir {shlex.quote(str(p))}`")
     return read_config(p / 'config.json').replace(run_dir=str(p))
+
+# %% ../nbs/09_pipeline.ipynb #b2ea2767
+@dataclass
+class Job:
+    "One piece of work for `run_jobs`: `fn(*args)`, started once the jobs named in `after` have finished."
+    name: str
+    fn: Callable
+    args: tuple = ()
+    after: tuple[str, ...] = ()
+
+def spawnable(job: Job) -> bool:
+    "Whether a spawned worker can import `job`'s function and arguments (not so for what a notebook defines in `__main__`)."
+    return all(getattr(o, '__module__', None) != '__main__' for o in (job.fn, *map(type, job.args)))
+
+def job_order(jobs: list[Job]) -> list[Job]:
+    "`jobs` in an order where each comes after the jobs it waits for (list order otherwise); ValueError on a bad graph."
+    by_name, out = {j.name: j for j in jobs}, []
+    if len(by_name) < len(jobs): raise ValueError(f"job names repeat: {[j.name for j in jobs]}")
+    if bad := [(j.name, a) for j in jobs for a in j.after if a not in by_name]: raise ValueError(f"jobs wait for unknown jobs: {bad}")
+    while len(out) < len(jobs):
+        ready = [j for j in jobs if j not in out and all(by_name[a] in out for a in j.after)]
+        if not ready: raise ValueError(f"jobs wait for each other in a cycle: {[j.name for j in jobs if j not in out]}")
+        out.append(ready[0])
+    return out
+
+# %% ../nbs/09_pipeline.ipynb #f81e49c6
+def critical_paths(jobs: list[Job]) -> dict[str, int]:
+    "{name: how many jobs the longest chain that starts at it holds, itself included}: how much work waits on each job."
+    height = {}
+    for j in reversed(job_order(jobs)):             # every job's downstream jobs come before it in this order
+        height[j.name] = 1 + max((height[k.name] for k in jobs if j.name in k.after), default=0)
+    return height
+
+def ready_jobs(waiting: list[Job], done, height: dict[str, int]) -> list[Job]:
+    "The `waiting` jobs whose upstream jobs are all `done`, the longest chain first (list order breaks ties)."
+    ready = [j for j in waiting if all(a in done for a in j.after)]
+    return sorted(ready, key=lambda j: -height[j.name])   # a stable sort: equal chains keep their list order
+
+# %% ../nbs/09_pipeline.ipynb #eb562138
+def watch_parent(parent: int, every: float = 0.5):
+    "In a worker: end this process within `every` seconds of its parent `parent` being gone, however it ended."
+    def watch():
+        while os.getppid() == parent: time.sleep(every)
+        os._exit(1)                                   # the parent is gone: nobody will read what this worker makes
+    threading.Thread(target=watch, daemon=True, name='watch-parent').start()
+
+def start_worker(threads: int, parent: int):
+    "A worker's start: `threads` torch threads, Ctrl-C left to the parent (which ends its workers), the parent watched."
+    torch.set_num_threads(threads); signal.signal(signal.SIGINT, signal.SIG_IGN); watch_parent(parent)
+
+# %% ../nbs/09_pipeline.ipynb #2bc6308b
+class WorkerDied(RuntimeError):
+    "A worker process ended without finishing its job (killed, or out of memory)."
+
+def stop_workers(pool: ProcessPoolExecutor):
+    "End `pool`'s worker processes now, without waiting for their jobs, and cancel the jobs not yet started."
+    for proc in list((pool._processes or {}).values()): proc.terminate()   # CPython's registry (3.14: pool.terminate_workers())
+    pool.shutdown(wait=False, cancel_futures=True)
+
+@contextmanager
+def sigterm_as_interrupt():
+    "Within this block SIGTERM (what `kill` and `timeout` send) raises KeyboardInterrupt, as Ctrl-C does; main thread only."
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    def interrupt(*_): raise KeyboardInterrupt('SIGTERM')
+    old = signal.signal(signal.SIGTERM, interrupt)
+    try: yield
+    finally: signal.signal(signal.SIGTERM, old)
+
+# %% ../nbs/09_pipeline.ipynb #f9f0a876
+def job_result(future, name: str, running: dict):
+    "The result of the finished job `name`; a worker that died becomes one `WorkerDied` naming the jobs it took with it."
+    try: return future.result()
+    except BrokenProcessPool:
+        lost = ', '.join(dict.fromkeys([name, *running.values()]))
+        raise WorkerDied(f"a worker process ended while running {lost} (killed, or out of memory); the completed stages "
+                         "are kept: run the same command again to continue from them") from None
+
+# %% ../nbs/09_pipeline.ipynb #2aa64c73
+def run_jobs(jobs: list[Job], workers: int = 1) -> dict:
+    """Run `jobs` (see `Job`), `workers` at a time in spawned worker processes of `cpu_count // workers` torch threads each;
+    `workers=1`, or jobs a worker could not import (see `spawnable`), run here, one after another. Returns {name: result}.
+    The first job to fail, Ctrl-C or SIGTERM ends the workers at once and raises here."""
+    order = job_order(jobs)
+    if workers <= 1 or not all(map(spawnable, jobs)): return {j.name: j.fn(*j.args) for j in order}
+    threads, results, running, waiting = max(1, (os.cpu_count() or 1) // workers), {}, {}, list(jobs)
+    height = critical_paths(jobs)
+    start = (start_worker if spawnable(Job('start', start_worker))      # from a notebook, whose own is in __main__, the library's
+             else import_module('geovq_tutorial.pipeline').start_worker)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'), initializer=start, initargs=(threads, os.getpid()))
+    try:
+        with sigterm_as_interrupt():
+            while waiting or running:
+                for j in ready_jobs(waiting, results, height)[:workers - len(running)]:   # submit only what can start now
+                    waiting.remove(j); running[pool.submit(j.fn, *j.args)] = j.name
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for f in done: name = running.pop(f); results[name] = job_result(f, name, running)
+    except BaseException as e:
+        if isinstance(e, KeyboardInterrupt) and running:
+            print(f"interrupted: stopping {', '.join(running.values())} now; the completed stages are kept", file=sys.stderr, flush=True)
+        stop_workers(pool); raise
+    pool.shutdown()
+    return results
 
 # %% ../nbs/09_pipeline.ipynb #170b1a0b
 def seed_part(cfg: RunConfig, seed: int, part: str) -> float | dict:

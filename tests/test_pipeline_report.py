@@ -10,7 +10,7 @@ from PIL import Image
 
 from geovq_tutorial.codebook import METRICS
 from geovq_tutorial.evaluate import compare_variants, results_table
-from geovq_tutorial.pipeline import report_html, verdict_lines
+from geovq_tutorial.pipeline import report_html, verdict_lines, verdict_paragraph
 
 VARIANTS = ['vae', 'vae+ft', 'kmeans', 'kmeans+ft', 'geodesic', 'geodesic+ft', 'vqvae']
 
@@ -50,6 +50,7 @@ def test_report_leads_with_the_verdict_and_shows_figures(tmp_path):
     assert 'kmeans + decoder fine-tune is better than post-hoc kmeans (mse)' in verdict
     assert 'post-hoc geodesic vs post-hoc kmeans — MSE vs x' in verdict and 'no measurable difference at this n (n = 3 seeds)' in verdict
     assert all(f'<code>{k}</code>' in page[page.index('<summary>Definitions'):] for k in METRICS)
+    assert '<details><summary>Pair by pair' in verdict, 'the pair-by-pair lines follow the verdict, folded'
     assert '<script' not in page and 'plotly' not in page.lower() and 'src="http' not in page
     bars, grid, recon = pngs(page)
     assert bars.width >= 700 and grid.width >= 700 and recon.width >= 700, (bars.size, grid.size, recon.size)
@@ -67,3 +68,12 @@ def test_verdict_with_one_seed_has_no_interval():
     assert lines[0].startswith('digits, K = 8, n = 1 seed(s)')
     assert all('no interval with n = 1 seed(s)' in l for l in lines if l.startswith('- '))
     assert any(l.endswith('0 of 2 differences decided') for l in lines), lines
+
+
+def test_run_closes_with_the_verdict_first(tmp_path):
+    from geovq_tutorial.cli import _report_lines
+    m, report = metrics(), tmp_path / 'report.html'
+    lines = _report_lines(None, m, report)
+    assert lines[:2] == ['Verdict:', verdict_paragraph(m, 'this report')]
+    assert not any(l in lines for l in verdict_lines(m)[1:]), 'with a report, the pair-by-pair lines are in it, not printed'
+    assert set(verdict_lines(m)[1:]) <= set(_report_lines(None, m, None)), 'without a report they are printed'

@@ -14,7 +14,7 @@ LIMIT_S = 10       # how long a worker may outlive its parent (the issue's bound
 # Two jobs that would run for a minute, in two spawned workers. `print` of 1 MB blocks on a pipe nobody reads.
 SCRIPT = """
 import sys, time
-from geovq_tutorial.core import Job, run_jobs
+from geovq_tutorial.pipeline import Job, run_jobs
 jobs = [Job('first', time.sleep, (60,)), Job('second', {second}, ({arg},))]
 run_jobs(jobs, workers=2)
 """
