@@ -24,13 +24,14 @@ from .geometry import (GeometryConfig, LatentGraph, MIN_EDGE, attach_edges, Cont
 
 # %% auto #0
 __all__ = ['CODEBOOKS', 'DATA_FIELDS', 'PRECISION_STAGE', 'METRIC_STAGE', 'CODEBOOKS_STAGE', 'METRICS', 'ASSIGN_RULES',
-           'REFERENCE_OF', 'SUMMARY_COLUMNS', 'CodebookConfig', 'grid_to_vectors', 'vectors_to_grid', 'check_tokens',
-           'code_usage', 'Codebook', 'nearest_codeword', 'KMeansCodebook', 'kmedoids_init', 'kmedoids',
+           'REFERENCE_OF', 'TOKENS_STAGE', 'SUMMARY_COLUMNS', 'CodebookConfig', 'grid_to_vectors', 'vectors_to_grid',
+           'check_tokens', 'code_usage', 'Codebook', 'nearest_codeword', 'KMeansCodebook', 'kmedoids_init', 'kmedoids',
            'subsample_indices', 'EuclideanKMedoidsCodebook', 'GeodesicCodebook', 'UncertainGeodesicCodebook',
            'make_codebook', 'codebook_params', 'training_grids', 'Geometry', 'fit_codebook', 'load_or_fit_precision',
-           'run_geometry', 'training_metric', 'load_or_fit_codebook', 'psnr_from_mse', 'GeodesicReference',
-           'reference_metrics', 'reference_edges', 'evaluate_codebook', 'run_references', 'compare_codebooks',
-           'split_latents', 'split_metric', 'codebook_tokens', 'summarize', 'codebook_stage']
+           'run_geometry', 'measured_indices', 'nearest_metric', 'training_metric', 'load_or_fit_codebook',
+           'psnr_from_mse', 'GeodesicReference', 'reference_metrics', 'reference_edges', 'evaluate_codebook',
+           'run_references', 'compare_codebooks', 'split_latents', 'split_metric', 'codebook_tokens', 'split_tokens',
+           'summarize', 'codebook_stage']
 
 # %% ../nbs/04_codebook.ipynb #86096d83
 @dataclass
@@ -43,6 +44,9 @@ class CodebookConfig(GeometryConfig):
                                    one_of('mu', 'z'))
     geodesic_subsample: int = setting(4000, 'above this many vectors geodesic k-medoids clusters a random subsample and '
                                             'assigns the rest by one multi-source Dijkstra', at_least(1))
+    metric_vectors: str = setting('subsample', "whose expected metric is measured: 'subsample' (the training vectors geodesic "
+                                  "k-medoids clusters; every other vector takes its nearest measured one's) or 'all'",
+                                  one_of('subsample', 'all'))
 
     @property
     def methods(self) -> list[str]: return [m.strip() for m in self.codebook_methods.split(',') if m.strip()]
@@ -570,10 +574,10 @@ def fit_codebook(vae: SpatialVAE, x: torch.Tensor | None, method: str, K: int, s
 DATA_FIELDS = ('dataset', 'val_fraction', 'test_fraction')
 PRECISION_STAGE = declare_stage('precision', fields=(*DATA_FIELDS, 'rbf_centres'), upstream=('vae',),
                                 doc="the RBF precision network of the decoder's uncertainty")
-METRIC_STAGE = declare_stage('metric', fields=(*DATA_FIELDS, 'metric_contexts'), upstream=('vae',),
+METRIC_STAGE = declare_stage('metric', fields=(*DATA_FIELDS, 'metric_contexts', 'metric_vectors', 'geodesic_subsample'), upstream=('vae',),
                              key='{vectors}', doc='training grids and their expected metric tensors')
 CODEBOOKS_STAGE = declare_stage('codebooks', fields=(*DATA_FIELDS, 'codebook_source', 'knn', 'geodesic_subsample', 'metric_contexts',
-                                                     'rbf_centres'),
+                                                     'metric_vectors', 'rbf_centres'),
                                 upstream=('vae',), key='{method}_K{K}_{codebook_source}_seed{seed}',
                                 doc='post-hoc codebooks, one per method, K, source and seed')
 
@@ -601,18 +605,35 @@ def run_geometry(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplits | None 
     return Geometry(*draw_contexts(grids, cfg.metric_contexts, seed=0),
                     load_or_fit_precision(cfg, vae, data) if uncertainty else None)
 
+# %% ../nbs/04_codebook.ipynb #0b574d19
+def measured_indices(cfg: CodebookConfig, n: int) -> torch.Tensor:
+    "Indices of the n training vectors whose metric the run measures: all, or geodesic k-medoids' own seeded subsample."
+    return torch.arange(n) if cfg.metric_vectors == 'all' else torch.as_tensor(subsample_indices(n, cfg.geodesic_subsample, cfg.seed))
+
+def nearest_metric(x: torch.Tensor, at: torch.Tensor, metric_at: torch.Tensor) -> torch.Tensor:
+    """Metric tensors [n, D, D] of vectors x [n, D]: the tensor of each one's Euclidean-nearest vector of `at` [m, D], whose
+    tensors are `metric_at` [m, D, D] (a vector of `at` gets its own)."""
+    if len(at) == 0 or len(metric_at) != len(at): raise ValueError(f"need measured vectors with one tensor each; got {len(at)} and {len(metric_at)}")
+    near = knn_index(at.numpy().astype(np.float64), 1).kneighbors(x.numpy().astype(np.float64), n_neighbors=1, return_distance=False)
+    return metric_at[torch.as_tensor(near[:, 0])]
+
 # %% ../nbs/04_codebook.ipynb #f91a182b
 def training_metric(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplits | None = None, source: str | None = None,
                     seed: int | None = None, uncertainty: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Training grids [N, D, 4, 4] from `source` (default `cfg.codebook_source`; for 'z' sampled with `seed`, default
-    `cfg.seed`) and their expected metric tensors [N*16, D, D] (with the variance term if `uncertainty`): stage 'metric'."""
+    `cfg.seed`) and their expected metric tensors [N*16, D, D] (with the variance term if `uncertainty`): stage 'metric',
+    which measures the `measured_indices` and gives every other vector its nearest measured one's tensor."""
     source = cfg.codebook_source if source is None else source
     if source not in ('mu', 'z'): raise ValueError(f"source must be 'mu' or 'z'; got {source!r}")
     seed = None if source == 'mu' else (cfg.seed if seed is None else seed)
     data = data or load_dataset_for(cfg)
     def make():
         grids = training_grids(vae, data.train, source, seed or 0)
-        return {'grids': grids, 'metric': run_geometry(cfg, vae, data).metric(vae, grid_to_vectors(grids))}, {'vectors': len(grids) * CELLS}
+        v = grid_to_vectors(grids)
+        measured = measured_indices(cfg, len(v))
+        M = run_geometry(cfg, vae, data).metric(vae, v[measured])
+        M = M if len(measured) == len(v) else nearest_metric(v, v[measured], M)
+        return {'grids': grids, 'metric': M, 'measured': measured}, {'vectors': len(v), 'measured': len(measured)}
     t, _ = METRIC_STAGE.get(cfg, make, upstream={'vae': vae}, vectors=source if seed is None else f'z_seed{seed}', source=source, seed=seed)
     if not uncertainty: return t['grids'], t['metric']
     sigma = pullback_metric(load_or_fit_precision(cfg, vae, data), grid_to_vectors(t['grids']), batch_size=4096)   # seconds
@@ -795,10 +816,15 @@ def split_latents(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplits) -> tu
     return grids, metric
 
 def split_metric(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplits, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    "Encoder means [N, D, 4, 4] of the 'val' or 'test' split and their expected metric tensors [N*16, D, D], stored once (stage 'metric')."
+    """Encoder means [N, D, 4, 4] of the 'val' or 'test' split and their expected metric tensors [N*16, D, D], stored once
+    (stage 'metric'): measured with `--metric-vectors all`, else each vector's nearest measured training vector's."""
     def make():
         grids = encode_means(vae, data.split(split)[0])
-        return {'grids': grids, 'metric': run_geometry(cfg, vae, data).metric(vae, grid_to_vectors(grids))}, {'vectors': len(grids) * CELLS}
+        v = grid_to_vectors(grids)
+        if cfg.metric_vectors == 'all': return {'grids': grids, 'metric': run_geometry(cfg, vae, data).metric(vae, v)}, {'vectors': len(v)}
+        g_train, M_train = training_metric(cfg, vae, data, source='mu')
+        at = measured_indices(cfg, len(M_train))
+        return {'grids': grids, 'metric': nearest_metric(v, grid_to_vectors(g_train)[at], M_train[at])}, {'vectors': len(v), 'measured': 0}
     t, _ = METRIC_STAGE.get(cfg, make, upstream={'vae': vae}, vectors=f'mu_{split}', source='mu', split=split)
     return t['grids'], t['metric']
 
@@ -807,6 +833,20 @@ def codebook_tokens(cb, grids: dict, metric: dict) -> dict:
     own = REFERENCE_OF['geodesic_unc' if getattr(cb, 'uncertainty', False) else 'geodesic']     # the metric of its own rule
     return {s: cb.encode(grid_to_vectors(g), metric[s][own] if cb.needs_metric else None).reshape(-1, *g.shape[2:])
             for s, g in grids.items()}
+
+# %% ../nbs/04_codebook.ipynb #8ceb1412
+TOKENS_STAGE = declare_stage('tokens', fields=DATA_FIELDS, upstream=('codebooks',), key='{method}_K{K}_{codebook_source}_seed{seed}',
+                             doc="every split's token grids under each codebook of the run")
+
+def split_tokens(cfg: CodebookConfig, cb: Codebook, grids: dict, metric: dict) -> dict:
+    """Token grids [N, 4, 4] of the 'train', 'val' and 'test' means `grids` (with their `metric`, as `split_latents` gives
+    them) under the run's codebook `cb`: stage 'tokens', encoded once by `codebook_tokens`, then loaded."""
+    splits = ('train', 'val', 'test')
+    if set(grids) != set(splits): raise ValueError(f"split_tokens stores the tokens of every split {splits}; got {sorted(grids)} "
+                                                   "(pass the grids and metric tensors split_latents returns)")
+    make = lambda: (codebook_tokens(cb, grids, metric), {'images': {s: len(g) for s, g in grids.items()}})
+    t, _ = TOKENS_STAGE.get(cfg, make, upstream={'codebooks': cb}, method=cb.name, K=cb.K, codebook_source=cb.source, seed=cb.seed)
+    return {s: t[s] for s in splits}
 
 # %% ../nbs/04_codebook.ipynb #3eb516a7
 SUMMARY_COLUMNS = [('K', 'K', 'd'), ('method', 'method', 's'), ('assign', 'assign', 's')] + [(m, m, '.4g') for m in METRICS]

@@ -27,7 +27,7 @@ from .geometry import pullback_metric
 from .codebook import (CODEBOOKS, METRICS, code_usage, grid_to_vectors, load_or_fit_codebook, training_metric,
                                      evaluate_codebook, psnr_from_mse, REFERENCE_OF, load_or_fit_precision,
                                      run_geometry, run_references, METRIC_STAGE, reference_metrics, reference_edges, split_latents,
-                                     split_metric, codebook_tokens)
+                                     split_metric, split_tokens)
 from .prior import load_or_train_prior, token_nll, baseline_nlls, sample_tokens, sample_per_position, tokens_to_images
 from .finetune import FinetuneConfig, load_or_finetune_decoder, load_or_train_vqvae, encode_tokens
 
@@ -646,7 +646,7 @@ def _jsonable(obj):
 def method_models(cfg: EvalConfig, m: str, vae: SpatialVAE, data: ImageSplits, grids: dict, metric: dict, device) -> tuple:
     "Codebook method `m`'s models of the run (stored ones loaded, missing ones made): (codebook, its tokens, prior, fine-tuned VAE)."
     book = load_or_fit_codebook(cfg, vae, data, m, train=(grids['train'], metric['train']) if cfg.codebook_source == 'mu' else None)
-    tokens = codebook_tokens(book, grids, metric)
+    tokens = split_tokens(cfg, book, grids, metric)
     prior, _ = load_or_train_prior(cfg, m, tokens['train'], tokens['val'], cfg.codebook_k, device=device)
     tuned, _ = load_or_finetune_decoder(cfg, vae, book, data, device=device, tokens=tokens)
     return book, tokens, prior, tuned

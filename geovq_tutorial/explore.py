@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 from .core import declare_stage, STAGES, fingerprint, module_device
 from .vae import GRID, CELLS, SpatialVAE, encode_means
 from .geometry import ContextDecoder, LatentGraph, pullback_metric, refine
-from .codebook import Geometry, grid_to_vectors, run_geometry, split_latents, codebook_tokens
+from .codebook import Geometry, grid_to_vectors, run_geometry, split_latents, split_tokens
 from .finetune import FinetuneConfig
 
 # %% auto #0
@@ -134,7 +134,7 @@ def locate(self, v: int) -> tuple[int, int, int]:
 def prepare_inputs(vae, images: torch.Tensor, labels: torch.Tensor, codebooks: Mapping, classes: list[str] | None = None,
                    tokens: Mapping | None = None) -> ExploreInputs:
     """Encode `images` with `vae`, tokenise the means with each codebook and decode everything once (on CPU). `tokens`: the
-    images' token grids per codebook where the caller has them (a run's, `codebook_tokens`), instead of measuring again."""
+    images' token grids per codebook where the caller has them (a run's, `split_tokens`), instead of measuring again."""
     if len(images) != len(labels): raise ValueError(f"got {len(images)} images but {len(labels)} labels")
     if not codebooks: raise ValueError("prepare_inputs needs at least one codebook (a dict name -> Codebook)")
     images = images.detach().cpu().float()
@@ -888,8 +888,8 @@ def load_explore_inputs(cfg: FinetuneConfig, data=None, split: str = 'test', met
     x, y = (t[:max_images] for t in data.split(split))
     vae, _ = load_or_train_vae(cfg, data, device=device)
     books = {m: load_or_fit_codebook(cfg, vae, data, m) for m in (methods or cfg.methods)}
-    grids, metric = split_latents(cfg, vae, data)                  # the run's stored metric tensors: nothing measured again
-    tokens = {m: codebook_tokens(cb, {split: grids[split]}, {split: metric[split]})[split][:max_images] for m, cb in books.items()}
+    grids, metric = split_latents(cfg, vae, data)                  # the run's stored means, metric tensors and tokens
+    tokens = {m: split_tokens(cfg, cb, grids, metric)[split][:max_images] for m, cb in books.items()}
     return vae, prepare_inputs(vae, x, y, books, data.classes, tokens)
 
 def load_projections(cfg: FinetuneConfig, vae: SpatialVAE, inputs: ExploreInputs,
@@ -934,7 +934,7 @@ def load_sample_sources(cfg: FinetuneConfig, vae: SpatialVAE, codebooks: Mapping
     grids, metric = split_latents(cfg, vae, data)              # the run's stored metric tensors: nothing measured again
     out = {}
     for name, cb in codebooks.items():
-        codes = codebook_tokens(cb, grids, metric)
+        codes = split_tokens(cfg, cb, grids, metric)
         prior, _ = load_or_train_prior(cfg, cb.name, codes['train'], codes['val'], cb.K, device=device)
         tuned, _ = load_or_finetune_decoder(cfg, vae, cb, data, device=device)
         sampler = lambda n, temperature, top_k, generator, prior=prior: sample_tokens(prior, n, temperature, top_k, generator)
