@@ -234,8 +234,9 @@ def _report_lines(cfg, metrics: dict, report: Path | None) -> list[str]:
     "The closing lines of `run` and `report`: the verdict, the headline numbers, the report's path and a command that opens it."
     where = (['Report: not saved (the folder cannot be written; printed above)'] if report is None else
              [f"Report: {report.absolute()}", f"Open it: {shlex.quote(sys.executable)} -m webbrowser {shlex.quote(report.absolute().as_uri())}"])
-    pairs = (['Pair by pair, with intervals:', *verdict_lines(metrics)[1:]] if report is None else
-             [f"Pair by pair, with intervals: {len(verdict_lines(metrics)) - 1} lines in the report (folded under its verdict)"])
+    lines = verdict_lines(metrics)[1:]
+    pairs = (['Pair by pair, with intervals:', *lines] if report is None else
+             [f"Pair by pair, with intervals: {len(lines)} lines in the report (folded under its verdict)"])
     return ['Verdict:', verdict_paragraph(metrics, 'this report'), '',
             f"Results ({metrics['dataset']}, test split, K = {metrics['K']}, seeds {metrics['seeds']}; mean ± std):",
             *results_text(metrics, HEADLINE).splitlines(), '', *pairs, '', *where]

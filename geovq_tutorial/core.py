@@ -31,7 +31,7 @@ __all__ = ['STAGES', 'ConfigError', 'setting', 'at_least', 'positive', 'non_nega
            'load_checkpoint', 'load_weights', 'fingerprint', 'StageError', 'Stage', 'declare_stage', 'differences',
            'stage_lock', 'stage_order', 'downstream_of', 'seed_everything', 'pick_device', 'set_threads', 'setup_run',
            'module_device', 'batches', 'in_batches', 'progress', 'Trainer', 'flatten_state', 'unflatten_state',
-           'mean_spread', 'format_table', 'config_sections']
+           'spread_places', 'mean_spread', 'format_table', 'config_sections']
 
 # %% ../nbs/00_core.ipynb #1e17c96e
 class ConfigError(ValueError):
@@ -596,10 +596,14 @@ def fit(self, *train: torch.Tensor) -> dict:
     return self.history
 
 # %% ../nbs/00_core.ipynb #3be75340
+def spread_places(spread: float) -> int:
+    "Decimal places that show a (nonzero, finite) spread to two significant digits."
+    return max(0, 1 - math.floor(math.log10(abs(spread))))
+
 def mean_spread(mean: float, spread: float | None, fmt: str = '.4g') -> str:
     "'mean ± spread' with the spread to two significant digits and the mean to the same decimal place; `fmt` when no spread."
     if not spread or not math.isfinite(spread): return f'{mean:{fmt}}'
-    places = max(0, 1 - math.floor(math.log10(abs(spread))))
+    places = spread_places(spread)
     return f'{mean:.{places}f} ± {abs(spread):.{places}f}'
 
 def _cell(v, fmt: str) -> str:

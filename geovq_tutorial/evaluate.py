@@ -20,7 +20,7 @@ from fastcore.basics import patch_to
 
 from .core import (Config, setting, at_least, declare_stage, STAGES, StageError, ConfigError, CheckpointError, Trainer,
                                  setup_run, seed_everything, module_device, in_batches, load_checkpoint, load_weights,
-                                 fingerprint, format_table)
+                                 fingerprint, format_table, spread_places)
 from .data import ImageSplits, load_dataset_for, check_images
 from .vae import SpatialVAE, CELLS, grid_downsamplings, load_or_train_vae, encode_means, active_channels
 from .geometry import pullback_metric
@@ -550,7 +550,7 @@ def round_interval(c: dict) -> str:
     if c['mean'] is None: return '—'
     half = None if c['lo'] is None else (c['hi'] - c['lo']) / 2
     if not half: return f"{c['mean']:+.2g}" + ('' if half is None else ' ± 0')
-    places = max(0, 1 - math.floor(math.log10(half)))
+    places = spread_places(half)
     mean = f"{c['mean']:+.{places}f}"
     return (f"{0:.{places}f}" if float(mean) == 0 else mean) + f" ± {half:.{places}f}"
 
@@ -574,8 +574,7 @@ MEASURE_WORDS = {'mse': 'test MSE', 'prior_nll': 'prior NLL', 'fd': 'sample FD',
 
 def decision_sign(c: dict) -> int:
     "+1 where the decision rule finds B better than A, -1 where it finds B worse, 0 where it finds no measurable difference."
-    if c['lo'] is None or c['lo'] <= 0 <= c['hi']: return 0
-    return 1 if (c['lo'] > 0) == (c['metric'] in HIGHER_IS_BETTER) else -1
+    return _sign(c) * (1 if c['metric'] in HIGHER_IS_BETTER else -1)
 
 def question_phrase(comps: list[dict], subject: str, ref: str, unit: str, measures) -> str:
     "What the rule finds for one question: better or worse, in which measure, for how many and by how much; the measures it leaves undecided."
