@@ -786,11 +786,12 @@ def run_references(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplits) -> d
 
 def compare_codebooks(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplits, methods=None, Ks=(16, 64, 256), seeds=(0, 1, 2),
                       split: str = 'test', verbose: bool = True) -> list[dict]:
-    "Fit (or load) every codebook of methods (default: all) x Ks x seeds; evaluate each on `split` under each of its rules."
+    """Fit (or load) every codebook of methods (default: all) x Ks x seeds; evaluate each on `split` under each of its rules,
+    with the split's means and metric tensors as the run stores them (`split_latents`)."""
     refs = run_references(cfg, vae, data)
     x = data.split(split)[0]
-    mu = encode_means(vae, x)
-    metric = reference_metrics(refs, vae, grid_to_vectors(mu))
+    grids, stored = split_latents(cfg, vae, data)                   # the run's means and metric tensors: nothing measured again
+    mu, metric = grids[split], stored[split]
     edges, rows = reference_edges(refs, grid_to_vectors(mu), metric), []     # the test vectors' side, once for every codebook
     for K in Ks:
         for seed in seeds:
