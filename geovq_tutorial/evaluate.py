@@ -727,11 +727,12 @@ def score_vae_and_vqvae(cfg: EvalConfig, models, x: torch.Tensor, scorer: Sample
     return variants, samples
 
 # %% ../nbs/07_evaluate.ipynb #66b8fa61
-def source_rows(cfg: EvalConfig, models, data: ImageSplits, methods=None) -> dict:
+def source_rows(cfg: EvalConfig, models, data: ImageSplits, methods=None, geodesic: bool = True) -> dict:
     """The fair rows of every method (default `cfg.methods`) fitted to both sources ('kmeans[mu]', 'kmeans[z]', ...), for a
-    stored evaluation that lacks them."""
+    stored evaluation that lacks them. `geodesic=False` leaves out the two geodesic distortions (their reference graphs and
+    the metric tensors of every codeword: most of the time) and keeps the pixel and latent measures."""
     methods = cfg.methods if methods is None else list(methods)
-    reference, g, mt = run_references(cfg, models.vae, data), models.grids, models.metric
+    reference, g, mt = run_references(cfg, models.vae, data) if geodesic else {}, models.grids, models.metric
     own = {f'{m}[{cfg.codebook_source}]': evaluate_codebook(models.codebooks[m], models.vae, data.test, reference, g['test'], mt['test'])
            for m in methods}
     return {**own, **other_source_rows(cfg, models, data, reference, methods)}
