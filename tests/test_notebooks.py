@@ -2,6 +2,8 @@
 session's tiny run (`tiny_run` in conftest.py), one test per notebook, in its own process (tests/notebook_runner.py).
 The chapters share one copy of the run, in reading order, as a learner's would. The full-size execution of every chapter
 against the canonical run, slow cells included, is `python docs/execute.py` (its record is checked in test_saved_outputs.py)."""
+import importlib.util
+import json
 import os
 import subprocess
 from fnmatch import fnmatch
@@ -14,11 +16,17 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.name for p in (REPO / 'nbs').glob('*.ipynb'))
 
 
+@pytest.fixture(scope='session')
+def work_logs(tmp_path_factory) -> Path:
+    "The folder of the notebooks' work logs (tests/notebook_runner.py: every fit and metric computation, with its cell)."
+    return tmp_path_factory.mktemp('work')
+
+
 @pytest.mark.parametrize('notebook', NOTEBOOKS)
-def test_notebook_runs(notebook, chapters_run):
+def test_notebook_runs(notebook, chapters_run, work_logs):
     env = {**os.environ, 'GEOVQ_PROGRESS': '0', 'MPLBACKEND': 'Agg', 'PYTHONPATH': str(REPO)}
-    res = subprocess.run([sys.executable, str(REPO / 'tests' / 'notebook_runner.py'), str(chapters_run), str(REPO / 'nbs' / notebook)],
-                         cwd=REPO, env=env, capture_output=True, text=True)
+    res = subprocess.run([sys.executable, str(REPO / 'tests' / 'notebook_runner.py'), str(chapters_run), str(REPO / 'nbs' / notebook),
+                          str(work_logs / f'{notebook}.json')], cwd=REPO, env=env, capture_output=True, text=True)
     print(res.stdout[-2000:]); print(res.stderr[-20000:], file=sys.stderr)
     assert res.returncode == 0 and f'{notebook}: passed' in res.stdout, f'{notebook} failed (see stderr above)'
 
@@ -41,3 +49,25 @@ def test_chapters_rewrite_nothing_the_run_holds(tiny_run, chapters_run):
     added = sorted(k for k in after if k not in before and not k.endswith('.lock'))
     other = [k for k in added if not any(fnmatch(k, pattern) for pattern in BEYOND_THE_RUN)]
     assert not other, f"the chapters' tested cells stored these in the run they read, which `geovq run` does not make: {other[:10]}"
+
+
+def _reads_run(notebook: str) -> bool:
+    spec = importlib.util.spec_from_file_location('docs_execute', REPO / 'docs' / 'execute.py')
+    execute = importlib.util.module_from_spec(spec); spec.loader.exec_module(execute)
+    return execute.reads_run(json.loads((REPO / 'nbs' / notebook).read_text()))
+
+
+def test_chapters_fit_and_measure_nothing_the_run_holds(chapters_run, work_logs):
+    """Against a complete run, a chapter that reads it fits nothing and measures no metric on the run (`count_work` in
+    tests/notebook_runner.py: a Trainer fit that checkpoints into the run folder or trains one of its VAEs, a codebook fitted
+    or a decoder metric measured through one of its VAEs), except in a cell that starts its account with `# beyond the run:`
+    (what it adds, at what size). Toy models in toy folders are not the run's. The logs are written while the notebook tests
+    above run; the counters are checked to have fired."""
+    from notebook_runner import BEYOND_THE_RUN_MARK
+    events = {nb: json.loads((work_logs / f'{nb}.json').read_text()) for nb in NOTEBOOKS if (work_logs / f'{nb}.json').exists()}
+    assert set(events) == set(NOTEBOOKS), f"no work log for {sorted(set(NOTEBOOKS) - set(events))}: did their notebook tests run?"
+    unmarked = [f"{nb} cell {e['cell']} ({e['source'].strip().splitlines()[0][:60]!r}): {e['kind']} of {e['what']}, n = {e['n']}"
+                for nb, log in events.items() if _reads_run(nb) for e in log if BEYOND_THE_RUN_MARK not in e['source']]
+    assert not unmarked, "work a complete run already holds, or undeclared work beyond it:\n" + '\n'.join(unmarked[:20])
+    kinds = {e['kind'] for nb, log in events.items() if _reads_run(nb) for e in log}
+    assert {'fit', 'codebook fit', 'metric'} <= kinds, f"the counters recorded only {kinds} in the marked cells: do they still wrap the library?"
