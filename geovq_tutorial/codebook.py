@@ -264,15 +264,15 @@ def _nearest_two(Dm: np.ndarray):
 def kmedoids_init(D: np.ndarray, K: int, rng: np.random.Generator) -> np.ndarray:
     """k-means++-style seeding on a distance matrix: each next medoid drawn with probability ~ squared distance p_i to the
     chosen ones, by a race of exponential clocks (the point with the smallest E_i / p_i, E_i ~ Exp(1), wins with probability
-    p_i / sum p). A point's chance depends on its own weight only, not on a running sum over all points, so a change in the
-    last digits of D moves no draw (sampling by the cumulative sum shifts every later boundary by the change summed)."""
+    p_i / sum p). A point's chance depends on its own weight only: a change in the last digits of D moves a draw only if two
+    clocks nearly tie, where drawing through the cumulative sum of the weights shifts every later boundary by the changes summed."""
     n = len(D)
     med = [int(rng.integers(n))]
     dmin = D[med[0]].copy()
     for _ in range(1, K):
         p, clocks = dmin ** 2, rng.exponential(size=n)
         if (p > 0).any():
-            with np.errstate(divide='ignore'): c = int(np.argmin(np.where(p > 0, clocks / np.where(p > 0, p, 1), np.inf)))
+            with np.errstate(divide='ignore'): c = int(np.argmin(clocks / p))       # a point with p = 0 never finishes
         else: c = int(rng.choice(np.setdiff1d(np.arange(n), med)))    # all remaining points coincide with medoids
         med.append(c); dmin = np.minimum(dmin, D[c])
     return np.array(med)

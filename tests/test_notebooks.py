@@ -51,10 +51,11 @@ def test_chapters_rewrite_nothing_the_run_holds(tiny_run, chapters_run):
     assert not other, f"the chapters' tested cells stored these in the run they read, which `geovq run` does not make: {other[:10]}"
 
 
-def _reads_run(notebook: str) -> bool:
+def _run_readers() -> set[str]:
+    "The notebooks whose code reads a run (`reads_run` of docs/execute.py)."
     spec = importlib.util.spec_from_file_location('docs_execute', REPO / 'docs' / 'execute.py')
     execute = importlib.util.module_from_spec(spec); spec.loader.exec_module(execute)
-    return execute.reads_run(json.loads((REPO / 'nbs' / notebook).read_text()))
+    return {nb for nb in NOTEBOOKS if execute.reads_run(json.loads((REPO / 'nbs' / nb).read_text()))}
 
 
 def test_chapters_fit_and_measure_nothing_the_run_holds(chapters_run, work_logs):
@@ -64,10 +65,11 @@ def test_chapters_fit_and_measure_nothing_the_run_holds(chapters_run, work_logs)
     (what it adds, at what size). Toy models in toy folders are not the run's. The logs are written while the notebook tests
     above run; the counters are checked to have fired."""
     from notebook_runner import BEYOND_THE_RUN_MARK
+    readers = _run_readers()
     events = {nb: json.loads((work_logs / f'{nb}.json').read_text()) for nb in NOTEBOOKS if (work_logs / f'{nb}.json').exists()}
     assert set(events) == set(NOTEBOOKS), f"no work log for {sorted(set(NOTEBOOKS) - set(events))}: did their notebook tests run?"
     unmarked = [f"{nb} cell {e['cell']} ({e['source'].strip().splitlines()[0][:60]!r}): {e['kind']} of {e['what']}, n = {e['n']}"
-                for nb, log in events.items() if _reads_run(nb) for e in log if BEYOND_THE_RUN_MARK not in e['source']]
+                for nb, log in events.items() if nb in readers for e in log if BEYOND_THE_RUN_MARK not in e['source']]
     assert not unmarked, "work a complete run already holds, or undeclared work beyond it:\n" + '\n'.join(unmarked[:20])
-    kinds = {e['kind'] for nb, log in events.items() if _reads_run(nb) for e in log}
+    kinds = {e['kind'] for nb, log in events.items() if nb in readers for e in log}
     assert {'fit', 'codebook fit', 'metric'} <= kinds, f"the counters recorded only {kinds} in the marked cells: do they still wrap the library?"
