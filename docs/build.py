@@ -40,6 +40,8 @@ PACKAGE = 'geovq_tutorial'
 PLOTLY_MIME = 'application/vnd.plotly.v1+json'
 WIDGET_MIME = 'application/vnd.jupyter.widget-view+json'
 DOWNLOADS = '_downloads/notebooks'      # where the site keeps the chapters' notebooks for download
+README_FIGURES = Path('docs') / 'readme'    # the README's figures, relative to it (GitHub shows no image stored in the page)
+README_FIGURE_ALT = 'figure of the run (see nbs/index.ipynb)'
 README_HEADER = '<!-- Generated from nbs/index.ipynb by `python docs/build.py`: edit the notebook, not this file. -->'
 
 
@@ -82,7 +84,7 @@ def default_exp(cells) -> str | None:
 def readme_text(index_nb: Path = NBS / 'index.ipynb') -> str:
     "README.md as `index_nb` gives it: markdown cells as they are, saved markdown/text outputs, hidden code left out."
     nb = json.loads(index_nb.read_text())
-    parts = [README_HEADER]
+    parts, n_png = [README_HEADER], 0
     for cell in nb['cells']:
         src = _text(cell['source'])
         if cell['cell_type'] == 'markdown':
@@ -100,21 +102,43 @@ def readme_text(index_nb: Path = NBS / 'index.ipynb') -> str:
                 parts.append(text if directives.get('output') == 'asis' else f'```\n{text}\n```')
             elif 'text/markdown' in data: parts.append(_text(data['text/markdown']).strip('\n'))
             elif PLOTLY_MIME in data: parts.append('*(An interactive plotly figure: see it in JupyterLab or on the documentation site.)*')
-            elif 'image/png' in data or 'image/svg+xml' in data: parts.append('*(A figure: see it in JupyterLab or on the documentation site.)*')
+            elif 'image/png' in data:
+                n_png += 1; parts.append(f'![{README_FIGURE_ALT}]({README_FIGURES.as_posix()}/figure-{n_png}.png)')
+            elif 'image/svg+xml' in data: parts.append('*(A figure: see it in JupyterLab or on the documentation site.)*')
             elif 'text/plain' in data and out['output_type'] == 'execute_result':
                 parts.append(f"```\n{_text(data['text/plain']).rstrip()}\n```")
     return '\n\n'.join(p for p in parts if p) + '\n'
 
 
+def readme_figures(index_nb: Path = NBS / 'index.ipynb') -> dict[str, bytes]:
+    "The PNG figures `readme_text` links to, {file name in README_FIGURES: bytes}, in the order of the notebook's outputs."
+    import base64
+    pngs = [base64.b64decode(_text(o['data']['image/png'])) for c in json.loads(index_nb.read_text())['cells']
+            if c['cell_type'] == 'code' and 'hide' not in (d := split_directives(_text(c['source']))[0])
+            and d.get('include') != 'false' and d.get('output') != 'false'
+            for o in c.get('outputs', []) if 'image/png' in o.get('data', {})]
+    return {f'figure-{i}.png': png for i, png in enumerate(pngs, 1)}
+
+
+def readme_is_current(path: Path = REPO / 'README.md', index_nb: Path = NBS / 'index.ipynb') -> bool:
+    "Whether README.md and its figures are what `index_nb` gives."
+    folder = path.parent / README_FIGURES
+    return (path.exists() and path.read_text() == readme_text(index_nb)
+            and all((folder / n).exists() and (folder / n).read_bytes() == b for n, b in readme_figures(index_nb).items()))
+
+
 def write_readme(path: Path = REPO / 'README.md', index_nb: Path = NBS / 'index.ipynb') -> bool:
-    "Write README.md from nbs/index.ipynb; return whether it changed."
+    "Write README.md, and the figures it shows (README_FIGURES), from nbs/index.ipynb; return whether it changed."
     text = readme_text(index_nb)
     for marker in ('<!-- ci:run-command -->', '<!-- ci:test-command -->'):
         if marker not in text:
             raise SystemExit(f"{index_nb} lacks the marker {marker} before its command block: CI reads the command "
                              "from README.md (see .ci/run); put the marker back")
-    changed = not path.exists() or path.read_text() != text
-    if changed: path.write_text(text)
+    changed = not readme_is_current(path, index_nb)
+    if changed:
+        (folder := path.parent / README_FIGURES).mkdir(parents=True, exist_ok=True)
+        for name, png in readme_figures(index_nb).items(): (folder / name).write_bytes(png)
+        path.write_text(text)
     return changed
 
 
@@ -442,7 +466,7 @@ def main(argv=None):
     ap.add_argument('--strict', action='store_true', help='exit 1 if Sphinx warns')
     args = ap.parse_args(argv)
     if args.check_readme:
-        ok = (REPO / 'README.md').read_text() == readme_text()
+        ok = readme_is_current()
         print('README.md is up to date' if ok else 'README.md is stale: run `python docs/build.py --readme`')
         return 0 if ok else 1
     print('README.md ' + ('written' if write_readme() else 'already up to date') + ' from nbs/index.ipynb')

@@ -127,13 +127,15 @@ def make_run(name: str, run_dir: Path) -> None:
 
 
 def strip_widget_state(path: Path) -> int:
-    "Drop saved widget state and widget-view outputs from the notebook at `path` (their static fallbacks stay); return how many."
+    """Drop saved widget state and widget-view outputs from the notebook at `path`, whole: a widget view's only other form is
+    its Python repr (`VBox(children=(HBox(...`), which shows nothing (the chapters display a static figure beside each live
+    widget). Return how many were dropped."""
     nb = json.loads(path.read_text())
     dropped = int(nb.get('metadata', {}).pop('widgets', None) is not None)
     for c in nb['cells']:
-        for o in c.get('outputs', []):
-            if WIDGET_MIME in o.get('data', {}): o['data'].pop(WIDGET_MIME); dropped += 1
-        if 'outputs' in c: c['outputs'] = [o for o in c['outputs'] if o.get('output_type') not in ('display_data', 'execute_result') or o['data']]
+        if 'outputs' not in c: continue
+        kept = [o for o in c['outputs'] if WIDGET_MIME not in o.get('data', {})]
+        dropped += len(c['outputs']) - len(kept); c['outputs'] = kept
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
     return dropped
 
@@ -156,6 +158,26 @@ def palette_images(path: Path) -> tuple[int, int]:
             before, after = before + len(raw), after + len(small)
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
     return before, after
+
+
+def integral_floats_as_ints(x):
+    """`x` (parsed JSON) with every float that is a whole number written as an int: the form in which JupyterLab writes a
+    notebook back (its JavaScript numbers have no `0.0`, only `0`), so that opening and autosaving a chapter changes nothing."""
+    if isinstance(x, float) and x.is_integer(): return int(x)
+    if isinstance(x, list): return [integral_floats_as_ints(v) for v in x]
+    if isinstance(x, dict): return {k: integral_floats_as_ints(v) for k, v in x.items()}
+    return x
+
+
+def jupyterlab_json(path: Path) -> int:
+    "Store the JSON outputs (plotly figures) of the notebook at `path` as JupyterLab writes them back; return how many."
+    nb, n = json.loads(path.read_text()), 0
+    for c in nb['cells']:
+        for o in c.get('outputs', []):
+            for mime, v in o.get('data', {}).items():
+                if mime.endswith('json'): o['data'][mime] = integral_floats_as_ints(v); n += 1
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+    return n
 
 
 def slowest_cells(path: Path, n: int = 3) -> list[dict]:
@@ -190,6 +212,7 @@ def execute(path: Path, run_dir: Path | None) -> tuple[float, list[dict]]:
     seconds, slowest = time.perf_counter() - t0, slowest_cells(path)
     strip_widget_state(path)
     palette_images(path)
+    jupyterlab_json(path)
     subprocess.run([str(Path(sys.executable).parent / 'nbdev_clean'), '--fname', str(path)], check=True, cwd=REPO)
     return seconds, slowest
 

@@ -33,15 +33,15 @@ from .finetune import FinetuneConfig, load_or_finetune_decoder, load_or_train_vq
 
 # %% auto #0
 __all__ = ['FEATURE_SPACES', 'VARIANT_LABELS', 'TABLE_COLUMNS', 'HIGHER_IS_BETTER', 'NO_BETTER', 'COMPARE_KEYS', 'MEASURE_WORDS',
-           'EvalConfig', 'FeatureClassifier', 'check_image_shape', 'classifier_accuracy', 'classifier_loss',
-           'train_classifier', 'load_or_train_classifier', 'classifier_features', 'classifier_probs',
+           'CONCLUSIONS', 'EvalConfig', 'FeatureClassifier', 'check_image_shape', 'classifier_accuracy',
+           'classifier_loss', 'train_classifier', 'load_or_train_classifier', 'classifier_features', 'classifier_probs',
            'FeatureAutoencoder', 'autoencoder_loss', 'autoencoder_mse', 'autoencoder_features',
            'load_or_train_feature_ae', 'space_prefix', 'frechet_distance', 'precision_recall', 'inception_score',
            'pixel_stats', 'min_real_images', 'SampleScorer', 'reconstruction_metrics', 'results_table', 't_interval',
            'detectable_difference', 'paired_difference', 'verdict', 'seeds_to_decide', 'draw_spreads', 'draws_for',
            'comparison_pairs', 'compare_variants', 'space_disagreements', 'round_interval', 'question_rows',
-           'question_table', 'decision_sign', 'question_phrase', 'check_targets', 'decode_latents', 'seed_config',
-           'method_models', 'vqvae_models', 'load_run_models', 'draw_generator', 'score_codebook',
+           'question_table', 'decision_sign', 'question_phrase', 'conclusions', 'check_targets', 'decode_latents',
+           'seed_config', 'method_models', 'vqvae_models', 'load_run_models', 'draw_generator', 'score_codebook',
            'score_vae_and_vqvae', 'source_rows', 'other_source_rows', 'source_models', 'evaluation_upstream',
            'run_scorer', 'check_sample_size', 'score_run', 'in_table_order', 'evaluate_run', 'evaluate_seeds',
            'evaluate_seed', 'load_evaluation_samples']
@@ -585,9 +585,24 @@ def question_phrase(comps: list[dict], subject: str, ref: str, unit: str, measur
             if hit := [c['mean'] for c in sel if decision_sign(c) == sign]:
                 parts.append(f"{word} than {ref} in {MEASURE_WORDS.get(k, k)} for {len(hit)} of {len(sel)} {unit} (by {abs(np.mean(hit)):.2g} on average)")
         if not any(decision_sign(c) for c in sel): undecided.append((MEASURE_WORDS.get(k, k), len(sel)))
-    if undecided: parts.append(f"undecided against {ref} in {' and '.join(w for w, _ in undecided)} for all {undecided[0][1]} {unit}")
+    if len({n for _, n in undecided}) == 1: parts.append(f"undecided against {ref} in {' and '.join(w for w, _ in undecided)} for all {undecided[0][1]} {unit}")
+    elif undecided: parts.append(f"undecided against {ref} " + ' and '.join(f"in {w} for all {n} {unit}" for w, n in undecided))
     return f"{subject} " + ', '.join(parts)
 
+
+# %% ../nbs/07_evaluate.ipynb #c4674a75
+CONCLUSIONS = [  # a question of `compare_variants` (or 'mu vs z'), then question_phrase's subject, reference, unit and measures
+    ('mu vs z', 'Euclidean codebooks fitted to mu', 'the same method fitted to z', 'methods', ('mse', 'latent_distortion')),
+    ('geodesic vs Euclidean', 'geodesic codebooks', 'Euclidean ones', 'pairs', ('mse', 'prior_nll', 'fd', 'ae_fd')),
+    ('fine-tune', 'the decoder fine-tune', 'no fine-tune', 'codebooks', ('mse', 'fd', 'ae_fd')),
+    ('control', 'the control (the same decoder training on mu)', 'the continuous VAE', 'pairs', ('mse', 'fd', 'ae_fd')),
+    ('fine-tune vs control', 'the fine-tuned codebooks', 'the control', 'codebooks', ('mse',)),
+    ('post-hoc vs end-to-end', 'post-hoc variants (with and without the fine-tune)', 'the end-to-end VQ-VAE', 'variants',
+     ('mse', 'prior_nll', 'fd', 'ae_fd'))]
+
+def conclusions(comparisons: list[dict]) -> list[str]:
+    "One sentence per question of `CONCLUSIONS` that `comparisons` holds, in that order: what the rule finds on the run they come from."
+    return [f"{question_phrase(sel, *phrase)}." for q, *phrase in CONCLUSIONS if (sel := [c for c in comparisons if c['question'] == q])]
 
 # %% ../nbs/07_evaluate.ipynb #6252c459
 def check_targets(rows: list[dict], methods=tuple(CODEBOOKS)) -> list[dict]:

@@ -23,7 +23,7 @@ from .codebook import Geometry, grid_to_vectors, run_geometry, split_latents, sp
 from .finetune import FinetuneConfig
 
 # %% auto #0
-__all__ = ['PROJECTIONS', 'PALETTE', 'MAX_WIDTH', 'COLOR_MODES', 'GEODESIC_METRICS', 'Projection', 'fit_projection',
+__all__ = ['PROJECTIONS', 'PALETTE', 'MAX_WIDTH', 'CLICK_HINT', 'COLOR_MODES', 'GEODESIC_METRICS', 'Projection', 'fit_projection',
            'load_or_fit_projection', 'decoder_of', 'ExploreInputs', 'prepare_inputs', 'to_display', 'montage',
            'cell_patches', 'Explorer', 'ImagePicker', 'log_magnification', 'LatentManifoldExplorer',
            'CodebookAssignmentExplorer', 'SampleSource', 'SampleExplorer', 'straight_path', 'path_length',
@@ -213,6 +213,7 @@ PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e
 
 # %% ../nbs/08_explore.ipynb #6be68cb9
 MAX_WIDTH = 960     # px: an explorer fills its column (the docs' ~784 px, a notebook's output area) up to this width
+CLICK_HINT = '<extra>click: show its image</extra>'   # a hover's promise that needs a kernel: static figures drop it
 
 class Explorer:
     "Base of the explorers: `.figure` (a plotly FigureWidget), `.widget` (controls, hint, figure), `.static()` for saved outputs."
@@ -225,10 +226,12 @@ class Explorer:
         self.widget.add_class(self.css_class)
 
     def static(self) -> go.Figure:
-        "A plain plotly Figure of the current state (small JSON, no widget): the counterpart for docs and saved notebooks."
+        """A plain plotly Figure of the current state (small JSON, no widget): the counterpart for docs and saved notebooks. It
+        promises nothing that needs a kernel (no "click: ..." in its hover text)."""
         fig = go.Figure(data=self.figure.data, layout=self.figure.layout)
         for t in fig.data:       # images as float32 arrays (None -> NaN): stored compactly as binary in the plotly JSON
             if t.type == 'heatmap' and t.z is not None: t.z = np.array(t.z, dtype=np.float32)
+            if isinstance(getattr(t, 'hovertemplate', None), str): t.hovertemplate = t.hovertemplate.replace(CLICK_HINT, '<extra></extra>')
         return fig
 
     def show_static(self):
@@ -429,7 +432,7 @@ def _hover(self) -> dict:
     extra = f'<br>log sqrt det M ({self.metric.value}) %{{marker.color:.2f}}' if self.color_by.value == 'magnification' else ''
     return dict(customdata=custom, text=[inputs.classes[int(l)] for l in self._label] if named else None,
                 hovertemplate=f'image %{{customdata[0]}}, class {cls}, cell %{{customdata[1]}}<br>{cb} codeword '
-                              f'%{{customdata[3]}}{extra}<extra>click: show its image</extra>')
+                              f'%{{customdata[3]}}{extra}{CLICK_HINT}')
 
 # %% ../nbs/08_explore.ipynb #85c7cb78
 @patch_to(LatentManifoldExplorer)

@@ -71,9 +71,9 @@ def browser(chromium):
 
 class Watched:
     "A page whose console errors, page errors, failed requests, HTTP errors and off-site requests are recorded."
-    def __init__(self, browser, base, skip_assets=False):
+    def __init__(self, browser, base, skip_assets=False, viewport=(1280, 900)):
         self.base, self.problems, self.requests = base, [], []
-        self.page = browser.new_page(viewport={'width': 1280, 'height': 900})
+        self.page = browser.new_page(viewport={'width': viewport[0], 'height': viewport[1]})
         self.page.set_default_timeout(PAGE_S * 1000)     # navigation included
         host = urlparse(base).netloc
         def route(r):
@@ -142,8 +142,9 @@ def test_vendor_js_served_once_by_the_site(site):
         assert remote == [], f'{html.name} loads {remote} from another site'
         assert len(text) < 2_000_000, f'{html.name} is {len(text)} bytes: is plotly.js embedded in it?'
         assert text.count('src="_static/plotly.min.js"') + text.count('src="../_static/plotly.min.js"') <= 1
-    assert 'src="_static/plotly.min.js"' in (out / 'index.html').read_text()
-    assert 'plotly.min.js"' not in (out / 'search.html').read_text(), 'pages without a figure should not load plotly.js'
+    assert 'src="_static/plotly.min.js"' in (out / 'explore.html').read_text()
+    for page in ('search.html', 'index.html'):      # the landing page's one figure is a PNG
+        assert 'plotly.min.js"' not in (out / page).read_text(), 'pages without a plotly figure should not load plotly.js'
 
 
 def test_pages_show_no_warning_or_developer_path(site):
@@ -210,13 +211,13 @@ def test_navigation_reaches_every_chapter_in_order(site, server, browser):
 def test_plotly_figure_renders_interactively(server, browser):
     w = Watched(browser, server)
     try:
-        p = w.open('index.html')
+        p = w.open('explore.html')
         fig = p.locator('.geovq-plotly').first
         fig.scroll_into_view_if_needed()
         p.wait_for_selector('.geovq-plotly .main-svg', timeout=PLOTLY_S * 1000)
         n_points = _wait_count(p, '.geovq-plotly .scatterlayer .point', 100, PLOTLY_S)   # plotly draws the points after the svg
         assert n_points >= 100, f'the figure drew {n_points} points'
-        assert _wait_count(p, '.geovq-plotly .modebar', 1, PLOTLY_S) == 1, 'no plotly toolbar: the figure is not interactive'
+        assert _wait_count(p, '.geovq-plotly .modebar', 1, PLOTLY_S) >= 1, 'no plotly toolbar: the figure is not interactive'
         assert sum(u.endswith('/_static/plotly.min.js') for u in w.requests) == 1
         fig.screenshot(path=str(ARTIFACTS / 'plotly_figure.png'))
         assert w.problems == [], '\n'.join(w.problems)
@@ -298,9 +299,11 @@ def test_build_refuses_to_replace_a_folder_that_is_not_a_site(tmp_path):
 
 
 def test_readme_is_generated_from_index_notebook(repo):
-    assert (repo / 'README.md').read_text() == build.readme_text(), \
-        'README.md is stale: run `python docs/build.py --readme` after editing nbs/index.ipynb'
+    assert build.readme_is_current(repo / 'README.md'), \
+        'README.md or its figures are stale: run `python docs/build.py --readme` after editing nbs/index.ipynb'
     text = (repo / 'README.md').read_text()
+    figures = re.findall(r'!\[[^]]*\]\(([^)]+)\)', text)
+    assert len(figures) == 1 and (repo / figures[0]).stat().st_size < 60_000, f'one small figure on the front page: {figures}'
     heads = [text.index(h) for h in ('## What it is', '## What the default run finds', '## Two commands', '## The idea', '## Read it')]
     assert heads == sorted(heads), 'the README goes: what it is and why, what the run finds, how to run it, the idea, where to read'
     lines = text.splitlines()
@@ -380,8 +383,16 @@ def test_docstrings_and_subtitles_render_as_written(site):
     assert 'vectors [B*16, D] in raster order (index b*16 + row*4 + col)' in api
 
 
-def test_code_has_copy_buttons_and_wide_content_scrolls(site, server, browser):
-    "Every code cell gets a copy button that copies its code; no table or code block sticks out of the text column."
+# the tables and code blocks of a page that stick out of the text column, or hide part of themselves behind a scrollbar
+JS_TOO_WIDE = """() => { const col = document.querySelector('article.bd-article').getBoundingClientRect();
+    return [...document.querySelectorAll('article.bd-article table, article.bd-article pre')].filter(e =>
+        e.getBoundingClientRect().right > col.right + 1 || e.scrollWidth > e.clientWidth + 1)
+      .map(e => `${e.tagName} (${e.scrollWidth} px in ${Math.round(col.width)}): ${e.innerText.slice(0, 50)}`); }"""
+JS_PAGE_SCROLLS_SIDEWAYS = '() => document.documentElement.scrollWidth > window.innerWidth + 1'
+
+
+def test_code_has_copy_buttons(site, server, browser):
+    "Every code cell gets a copy button that copies its code."
     out, res = site
     w = Watched(browser, server, skip_assets=True)
     w.page.context.grant_permissions(['clipboard-read', 'clipboard-write'])
@@ -391,15 +402,32 @@ def test_code_has_copy_buttons_and_wide_content_scrolls(site, server, browser):
             n_code = p.locator('div.cell_input div.highlight pre').count()
             if n_code: p.wait_for_selector('button.copybtn', state='attached', timeout=PAGE_S * 1000)
             assert p.locator('div.cell_input button.copybtn').count() == n_code, f'{page}.html: code cells without a copy button'
-            bad = p.evaluate("""() => { const col = document.querySelector('article.bd-article').getBoundingClientRect();
-                return [...document.querySelectorAll('article.bd-article table, article.bd-article pre')].filter(e => {
-                    const r = e.getBoundingClientRect(), s = getComputedStyle(e);
-                    const scrolls = ['auto', 'scroll'].includes(s.overflowX);
-                    return r.right > col.right + 1 || (e.scrollWidth > e.clientWidth + 1 && !scrolls); })
-                  .map(e => e.tagName + ': ' + e.innerText.slice(0, 60)); }""")
-            assert bad == [], f'{page}.html: content wider than the column without a scrollbar: {bad[:3]}'
         p = w.open('codebook.html')
         block = p.locator('div.cell_input div.highlight pre').first
         block.hover(); p.locator('div.cell_input button.copybtn').first.click()
         assert p.evaluate('navigator.clipboard.readText()').strip() == block.inner_text().strip()
     finally: w.close()     # (errors on these pages are test_every_page_loads_without_errors' business)
+
+
+@pytest.mark.parametrize('viewport', [(1280, 900), (390, 844)], ids=['laptop', 'phone'])
+def test_code_and_tables_fit_the_column(site, server, browser, viewport):
+    "No code block or table is wider than the text column (they wrap; nothing to scroll sideways), on a laptop and a phone."
+    out, res = site
+    w = Watched(browser, server, skip_assets=True, viewport=viewport)
+    try:
+        for page in _chapters(res):
+            p = w.open(f'{page}.html')
+            assert p.evaluate(JS_TOO_WIDE) == [], f'{page}.html at {viewport[0]} px: {p.evaluate(JS_TOO_WIDE)[:3]}'
+        if viewport[0] < 500:     # on a phone: no page of the site, API pages included, scrolls sideways
+            wide = [page for page, _ in res['pages'] if w.open(f'{page}.html').evaluate(JS_PAGE_SCROLLS_SIDEWAYS)]
+            assert wide == [], f'pages that scroll sideways at {viewport[0]} px: {wide}'
+    finally: w.close()
+
+
+def test_plotly_does_not_block_the_first_paint(site):
+    "plotly.js (4.8 MB) is loaded deferred; each figure is drawn on the page's load event, after the script has run."
+    out, _ = site
+    html = (out / 'explore.html').read_text()
+    tags = re.findall(r'<script[^>]*plotly\.min\.js[^>]*>', html)
+    assert len(tags) == 1 and 'defer' in tags[0], tags
+    assert 'window.addEventListener("load"' in html
