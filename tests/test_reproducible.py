@@ -6,7 +6,13 @@ with every kernel library capped to AVX2 and stores, per variant, the significan
 that agrees to fewer than CHECKED_DIGITS under that change is not reproducible across CPUs (on the machine that made the
 record: the end-to-end VQ-VAE, whose quantiser's assignments and dead-code restarts amplify last-bit differences, and the
 plain geodesic codebook's prior and samples, since one training vector at nearly equal graph distance from two medoids is
-assigned to either), so it is compared only where it must be: that it is there."""
+assigned to either), so it is compared only where it must be: that it is there.
+
+The record was made on an Intel Xeon. On an AMD EPYC (2026-12-07) the same tiny run reproduced every checked variant to the
+tolerance except k-means and its fine-tune: test MSE and prior NLL within it, but the sample FDs apart by 7e-4 (classifier
+space, 191.0992 recorded, 190.9666 there) and 7e-3 (autoencoder space), and one of 192 samples on the other side of a
+precision radius. So k-means is not compared across CPU vendors (APART_ACROSS_VENDORS); bench/results/cross_machine.json has
+the canonical runs' per-seed numbers on both machines."""
 import importlib.util
 import json
 from pathlib import Path
@@ -14,6 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-4          # relative; across the AVX2 change the reproducible variants moved by at most ~2e-7
 CHECKED_DIGITS = 5
+APART_ACROSS_VENDORS = {'kmeans', 'kmeans+ft'}    # measured apart between an Intel and an AMD CPU (see above)
 
 
 def isa_check():
@@ -27,8 +34,8 @@ def test_tiny_run_gives_the_recorded_numbers(tiny_run):
     record = json.loads(mod.RECORD.read_text())
     found = mod.run_numbers(tiny_run)
     assert set(found) == set(record['numbers']), f"variants {sorted(found)} != recorded {sorted(record['numbers'])}"
-    checked = [v for v, d in record['digits_under_avx2'].items() if d >= CHECKED_DIGITS]
-    assert {'vae', 'kmeans', 'kmedoids', 'geodesic_unc'} <= set(checked) and len(checked) >= 8, \
+    checked = [v for v, d in record['digits_under_avx2'].items() if d >= CHECKED_DIGITS and v not in APART_ACROSS_VENDORS]
+    assert {'vae', 'kmedoids', 'geodesic_unc'} <= set(checked) and len(checked) >= 6, \
         f"only {checked} reproduce across CPUs in the record: remake it with bench/isa_check.py --record"
     off = [f"{v} {k}: {found[v].get(k)} (recorded {r})" for v in checked for k, r in record['numbers'][v].items()
            if found[v].get(k) is None or abs(found[v][k] - r) > TOLERANCE * abs(r)]
