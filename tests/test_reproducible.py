@@ -11,8 +11,10 @@ assigned to either), so it is compared only where it must be: that it is there.
 The record was made on an Intel Xeon. On an AMD EPYC (2026-12-07) the same tiny run reproduced every checked variant to the
 tolerance except k-means and its fine-tune: test MSE and prior NLL within it, but the sample FDs apart by 7e-4 (classifier
 space, 191.0992 recorded, 190.9666 there) and 7e-3 (autoencoder space), and one of 192 samples on the other side of a
-precision radius. So k-means is not compared across CPU vendors (APART_ACROSS_VENDORS); bench/results/cross_machine.json has
-the canonical runs' per-seed numbers on both machines."""
+precision radius. That was with scikit-learn's k-means++ seeding, which draws through a cumulative sum
+(bench/kmeans_seeding_probe.py); k-means is now seeded by `race_seeds`, but the two vendors have not been compared since, so
+k-means is still not compared across them (APART_ACROSS_VENDORS). bench/results/cross_machine.json has the canonical runs'
+per-seed numbers on both machines."""
 import importlib.util
 import json
 from pathlib import Path
