@@ -8,8 +8,9 @@
 
 The canonical runs are made by `geovq run` itself, with every default (`CANONICAL_RUNS` below): the digits, the run a learner
 makes first, and the photo patches, for the natural-images chapter. So the saved outputs show the run a learner has. A notebook finds them through `GEOVQ_TUTORIAL_RUN_DIR`
-(`tutorial_config` in the VAE chapter). After each notebook: its widget state is dropped (a live widget's saved state is
-megabytes and shows nothing without a kernel), its PNG figures are stored with a 256-colour palette (`palette_images`: a third
+(`tutorial_config` in the VAE chapter). After each notebook: its widget state and widget views are dropped (a live widget's
+saved state is megabytes, its text repr shows nothing, and neither works without a kernel), its JSON outputs are stored as
+JupyterLab writes them back (`jupyterlab_json`), its PNG figures are stored with a 256-colour palette (`palette_images`: a third
 of the bytes), `nbdev_clean` tidies it, and `docs/executed.json` records the hash of its code
 cells and the fingerprint of the run it was executed against (`run_fingerprint`: the sha256 of the run's `metrics.json`
 without its wall times and folder, so that the same run made again elsewhere matches), with the run's headline numbers (the verdict lines'
