@@ -7,7 +7,7 @@ The canonical runs made on an Intel and an AMD CPU kept seed 2's VAE to four or 
 or none (bench/results/cross_machine.json). This probe loads seed `--seed`'s VAE of each run, encodes the training means, fits
 K-means with the run's K to them and to the same means changed by a relative 1e-6 and 1e-5 (3 draws each), and reports the
 share of training labels that stay the same: with scikit-learn's own k-means++ seeding (a cumulative sum of the weights) and
-with `race_seeds` (exponential clocks), each followed by the same Lloyd iterations (scikit-learn's `KMeans`, one init).
+with `KMeansCodebook` (`race_seeds`: exponential clocks), each followed by scikit-learn's Lloyd iterations (one init).
 Writes bench/results/kmeans_seeding_probe.json."""
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from geovq_tutorial.codebook import grid_to_vectors, race_seeds
+from geovq_tutorial.codebook import KMeansCodebook, grid_to_vectors
 from geovq_tutorial.data import load_dataset_for
 from geovq_tutorial.evaluate import seed_config
 from geovq_tutorial.pipeline import load_run
@@ -28,11 +28,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def fit_labels(x: np.ndarray, K: int, seed: int, seeding: str) -> np.ndarray:
-    "Training labels of k-means on `x`, seeded by scikit-learn's k-means++ ('sklearn') or by `race_seeds` ('race')."
+    """Training labels of k-means on `x`: scikit-learn's `KMeans` with its own k-means++ seeding ('sklearn'), or the
+    package's `KMeansCodebook` ('race': seeded by `race_seeds`, then the same Lloyd iterations)."""
     from sklearn.cluster import KMeans
     if seeding == 'sklearn': return KMeans(K, n_init=1, random_state=seed).fit(x).labels_
-    init = x[race_seeds(lambda i: np.sqrt(((x - x[i]) ** 2).sum(1)), len(x), K, np.random.default_rng(seed))]
-    return KMeans(K, init=init, n_init=1, random_state=seed).fit(x).labels_
+    v = torch.from_numpy(x)
+    return KMeansCodebook(K, seed=seed).fit(v).encode(v).numpy()
 
 
 def probe(run: str, seed: int, draws: int = 3) -> dict:

@@ -81,10 +81,12 @@ def default_exp(cells) -> str | None:
 
 # ---------------------------------------------------------------- README
 
-def readme_text(index_nb: Path = NBS / 'index.ipynb') -> str:
-    "README.md as `index_nb` gives it: markdown cells as they are, saved markdown/text outputs, hidden code left out."
+def readme_parts(index_nb: Path = NBS / 'index.ipynb') -> tuple[str, dict[str, bytes]]:
+    """README.md as `index_nb` gives it: markdown cells as they are, saved markdown/text outputs, hidden code left out; and the
+    PNG figures it links to, {file name in README_FIGURES: bytes} (GitHub shows no image stored in the page itself)."""
+    import base64
     nb = json.loads(index_nb.read_text())
-    parts, n_png = [README_HEADER], 0
+    parts, figures = [README_HEADER], {}
     for cell in nb['cells']:
         src = _text(cell['source'])
         if cell['cell_type'] == 'markdown':
@@ -103,33 +105,30 @@ def readme_text(index_nb: Path = NBS / 'index.ipynb') -> str:
             elif 'text/markdown' in data: parts.append(_text(data['text/markdown']).strip('\n'))
             elif PLOTLY_MIME in data: parts.append('*(An interactive plotly figure: see it in JupyterLab or on the documentation site.)*')
             elif 'image/png' in data:
-                n_png += 1; parts.append(f'![{README_FIGURE_ALT}]({README_FIGURES.as_posix()}/figure-{n_png}.png)')
+                name = f'figure-{len(figures) + 1}.png'
+                figures[name] = base64.b64decode(_text(data['image/png']))
+                parts.append(f'![{README_FIGURE_ALT}]({README_FIGURES.as_posix()}/{name})')
             elif 'image/svg+xml' in data: parts.append('*(A figure: see it in JupyterLab or on the documentation site.)*')
             elif 'text/plain' in data and out['output_type'] == 'execute_result':
                 parts.append(f"```\n{_text(data['text/plain']).rstrip()}\n```")
-    return '\n\n'.join(p for p in parts if p) + '\n'
+    return '\n\n'.join(p for p in parts if p) + '\n', figures
 
 
-def readme_figures(index_nb: Path = NBS / 'index.ipynb') -> dict[str, bytes]:
-    "The PNG figures `readme_text` links to, {file name in README_FIGURES: bytes}, in the order of the notebook's outputs."
-    import base64
-    pngs = [base64.b64decode(_text(o['data']['image/png'])) for c in json.loads(index_nb.read_text())['cells']
-            if c['cell_type'] == 'code' and 'hide' not in (d := split_directives(_text(c['source']))[0])
-            and d.get('include') != 'false' and d.get('output') != 'false'
-            for o in c.get('outputs', []) if 'image/png' in o.get('data', {})]
-    return {f'figure-{i}.png': png for i, png in enumerate(pngs, 1)}
+def readme_text(index_nb: Path = NBS / 'index.ipynb') -> str:
+    "README.md as `index_nb` gives it (`readme_parts`)."
+    return readme_parts(index_nb)[0]
 
 
 def readme_is_current(path: Path = REPO / 'README.md', index_nb: Path = NBS / 'index.ipynb') -> bool:
     "Whether README.md and its figures are what `index_nb` gives."
-    folder = path.parent / README_FIGURES
-    return (path.exists() and path.read_text() == readme_text(index_nb)
-            and all((folder / n).exists() and (folder / n).read_bytes() == b for n, b in readme_figures(index_nb).items()))
+    (text, figures), folder = readme_parts(index_nb), path.parent / README_FIGURES
+    return (path.exists() and path.read_text() == text
+            and all((folder / n).exists() and (folder / n).read_bytes() == b for n, b in figures.items()))
 
 
 def write_readme(path: Path = REPO / 'README.md', index_nb: Path = NBS / 'index.ipynb') -> bool:
     "Write README.md, and the figures it shows (README_FIGURES), from nbs/index.ipynb; return whether it changed."
-    text = readme_text(index_nb)
+    text, figures = readme_parts(index_nb)
     for marker in ('<!-- ci:run-command -->', '<!-- ci:test-command -->'):
         if marker not in text:
             raise SystemExit(f"{index_nb} lacks the marker {marker} before its command block: CI reads the command "
@@ -137,7 +136,7 @@ def write_readme(path: Path = REPO / 'README.md', index_nb: Path = NBS / 'index.
     changed = not readme_is_current(path, index_nb)
     if changed:
         (folder := path.parent / README_FIGURES).mkdir(parents=True, exist_ok=True)
-        for name, png in readme_figures(index_nb).items(): (folder / name).write_bytes(png)
+        for name, png in figures.items(): (folder / name).write_bytes(png)
         path.write_text(text)
     return changed
 

@@ -127,27 +127,25 @@ def make_run(name: str, run_dir: Path) -> None:
     subprocess.run(cmd, check=True, env={**os.environ, 'GEOVQ_PROGRESS': '0'})
 
 
-def strip_widget_state(path: Path) -> int:
-    """Drop saved widget state and widget-view outputs from the notebook at `path`, whole: a widget view's only other form is
+def strip_widget_state(nb: dict) -> int:
+    """Drop saved widget state and widget-view outputs from the notebook `nb` (in place), whole: a widget view's only other form is
     its Python repr (`VBox(children=(HBox(...`), which shows nothing (the chapters display a static figure beside each live
     widget). Return how many were dropped."""
-    nb = json.loads(path.read_text())
     dropped = int(nb.get('metadata', {}).pop('widgets', None) is not None)
     for c in nb['cells']:
         if 'outputs' not in c: continue
         kept = [o for o in c['outputs'] if WIDGET_MIME not in o.get('data', {})]
         dropped += len(c['outputs']) - len(kept); c['outputs'] = kept
-    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
     return dropped
 
 
-def palette_images(path: Path) -> tuple[int, int]:
-    """Store each PNG output of the notebook at `path` with a 256-colour palette where that is smaller (a plot has few colours:
+def palette_images(nb: dict) -> tuple[int, int]:
+    """Store each PNG output of the notebook `nb` (in place) with a 256-colour palette where that is smaller (a plot has few colours:
     about a third of the bytes, no visible change); return the PNG bytes before and after."""
     import base64
     import io
     from PIL import Image
-    nb, before, after = json.loads(path.read_text()), 0, 0
+    before, after = 0, 0
     for c in nb['cells']:
         for o in c.get('outputs', []):
             if not isinstance(data := o.get('data', {}).get('image/png'), (str, list)): continue
@@ -157,7 +155,6 @@ def palette_images(path: Path) -> tuple[int, int]:
             small = buf.getvalue() if len(buf.getvalue()) < len(raw) else raw
             o['data']['image/png'] = base64.b64encode(small).decode()
             before, after = before + len(raw), after + len(small)
-    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
     return before, after
 
 
@@ -170,15 +167,21 @@ def integral_floats_as_ints(x):
     return x
 
 
-def jupyterlab_json(path: Path) -> int:
-    "Store the JSON outputs (plotly figures) of the notebook at `path` as JupyterLab writes them back; return how many."
-    nb, n = json.loads(path.read_text()), 0
+def jupyterlab_json(nb: dict) -> int:
+    "Store the JSON outputs (plotly figures) of the notebook `nb` (in place) as JupyterLab writes them back; return how many."
+    n = 0
     for c in nb['cells']:
         for o in c.get('outputs', []):
             for mime, v in o.get('data', {}).items():
                 if mime.endswith('json'): o['data'][mime] = integral_floats_as_ints(v); n += 1
-    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
     return n
+
+
+def tidy_outputs(path: Path) -> None:
+    "The just-executed notebook at `path`, read and written once: widget views dropped, PNGs paletted, JSON as JupyterLab's."
+    nb = json.loads(path.read_text())
+    strip_widget_state(nb); palette_images(nb); jupyterlab_json(nb)
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
 
 
 def slowest_cells(path: Path, n: int = 3) -> list[dict]:
@@ -211,9 +214,7 @@ def execute(path: Path, run_dir: Path | None) -> tuple[float, list[dict]]:
                     '--ExecutePreprocessor.timeout=-1', '--ExecutePreprocessor.record_timing=True', str(path)],
                    check=True, env=env, cwd=path.parent)
     seconds, slowest = time.perf_counter() - t0, slowest_cells(path)
-    strip_widget_state(path)
-    palette_images(path)
-    jupyterlab_json(path)
+    tidy_outputs(path)
     subprocess.run([str(Path(sys.executable).parent / 'nbdev_clean'), '--fname', str(path)], check=True, cwd=REPO)
     return seconds, slowest
 
