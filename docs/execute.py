@@ -10,7 +10,8 @@ The canonical runs are made by `geovq run` itself, with every default (`CANONICA
 makes first, and the photo patches, for the natural-images chapter. So the saved outputs show the run a learner has. A notebook finds them through `GEOVQ_TUTORIAL_RUN_DIR`
 (`tutorial_config` in the VAE chapter). After each notebook: its widget state and widget views are dropped (a live widget's
 saved state is megabytes, its text repr shows nothing, and neither works without a kernel), its JSON outputs are stored as
-JupyterLab writes them back (`jupyterlab_json`), its PNG figures are stored with a 256-colour palette (`palette_images`: a third
+JupyterLab writes them back (`jupyterlab_json`), consecutive prints joined into one output as JupyterLab keeps them
+(`merge_streams`), its PNG figures are stored with a 256-colour palette (`palette_images`: a third
 of the bytes), `nbdev_clean` tidies it, and `docs/executed.json` records the hash of its code
 cells and the fingerprint of the run it was executed against (`run_fingerprint`: the sha256 of the run's `metrics.json`
 without its wall times and folder, so that the same run made again elsewhere matches), with the run's headline numbers (the verdict lines'
@@ -177,10 +178,29 @@ def jupyterlab_json(nb: dict) -> int:
     return n
 
 
+def merge_streams(nb: dict) -> int:
+    """Join each run of consecutive stream outputs with the same name (stdout, stderr) in the notebook `nb` (in place) into one, as
+    JupyterLab keeps them (nbconvert stores one output per flush); return how many outputs were merged away."""
+    n = 0
+    for c in nb['cells']:
+        merged = []
+        for o in c.get('outputs', []):
+            if merged and o['output_type'] == 'stream' == merged[-1]['output_type'] and o['name'] == merged[-1]['name']:
+                merged[-1] = {**merged[-1], 'text': ''.join(merged[-1]['text']) + ''.join(o['text'])}; n += 1
+            else: merged.append(o)
+        if 'outputs' in c: c['outputs'] = merged
+    return n
+
+
+def tidy(nb: dict) -> dict:
+    "The notebook `nb` (in place) as the site stores it: widget views dropped, PNGs paletted, streams and JSON as JupyterLab's."
+    strip_widget_state(nb); palette_images(nb); merge_streams(nb); jupyterlab_json(nb)
+    return nb
+
+
 def tidy_outputs(path: Path) -> None:
-    "The just-executed notebook at `path`, read and written once: widget views dropped, PNGs paletted, JSON as JupyterLab's."
-    nb = json.loads(path.read_text())
-    strip_widget_state(nb); palette_images(nb); jupyterlab_json(nb)
+    "The just-executed notebook at `path`, read and written once, tidied (`tidy`)."
+    nb = tidy(json.loads(path.read_text()))
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
 
 

@@ -159,7 +159,8 @@ def test_the_book_is_light_and_concludes_instead_of_printing(execute):
 
 
 def test_saved_outputs_are_what_jupyterlab_writes_back(execute):
-    "No widget's text repr (it shows nothing without a kernel) and no whole-number float in a JSON output (JupyterLab writes 0)."
+    """No widget's text repr (it shows nothing without a kernel), no whole-number float in a JSON output (JupyterLab writes 0), no
+    two consecutive prints of one stream kept apart (JupyterLab joins them). Checked in JupyterLab itself: bench/jupyterlab_roundtrip.py."""
     def floats(x): return ([x] if isinstance(x, float) and x.is_integer() else
                            [f for v in (x.values() if isinstance(x, dict) else x) for f in floats(v)] if isinstance(x, (dict, list)) else [])
     for p in execute.chapters():
@@ -168,3 +169,6 @@ def test_saved_outputs_are_what_jupyterlab_writes_back(execute):
         assert not reprs, f'{p.name} saves widget reprs {reprs}: run `python docs/execute.py {p.stem}`'
         whole = [f for o in outputs for mime, v in o.get('data', {}).items() if mime.endswith('json') for f in floats(v)]
         assert not whole, f'{p.name} saves {len(whole)} whole-number floats in JSON outputs: run `python docs/execute.py {p.stem}`'
+        split = [c.get('id') for c in json.loads(p.read_text())['cells'] for a, b in zip(c.get('outputs', []), c.get('outputs', [])[1:])
+                 if a['output_type'] == b['output_type'] == 'stream' and a['name'] == b['name']]
+        assert not split, f'{p.name} keeps consecutive prints apart in cells {split}: run `python docs/execute.py {p.stem}`'
