@@ -10,12 +10,16 @@ touched). It works on the repository's own `nbs/` (that is what the learner open
 notebook from git after comparing it.
 
     python bench/jupyterlab_roundtrip.py                    # open and save every chapter (~2 min)
-    python bench/jupyterlab_roundtrip.py --run-all 02_vae   # Run All of the named chapters, then save
+    python bench/jupyterlab_roundtrip.py --run-all          # Run All of every chapter, then save (~6 min)
+    python bench/jupyterlab_roundtrip.py --run-all 02_vae   # only the named ones
 
 A difference is one of: `file` (anything but outputs: sources, ids, metadata), `structure` (a cell's outputs differ in number,
-kind or MIME types: e.g. a progress-bar widget that the saved chapter does not hold), or `value` (the same outputs with other
-text or pixels: a time, a freshly trained number). Only `value` differences are allowed after Run All; none at all after a
-plain save. The results go to bench/results/jupyterlab_roundtrip[_run_all].json.
+kind or MIME types: e.g. a progress-bar widget that the saved chapter does not hold), `value` (the same outputs with other
+text or pixels: a time, a freshly trained number), or `tidy` (gone once docs/execute.py's `tidy` is applied to the saved
+file: a figure's PNG as matplotlib writes it against the 256-colour palette the book stores, a live widget's view). Only
+`value` and `tidy` differences are expected after Run All; none at all after a plain save. Every output is drawn (JupyterLab's
+`windowingMode` none), as if the learner had scrolled through the chapter. The results go to
+bench/results/jupyterlab_roundtrip[_run_all].json.
 """
 from __future__ import annotations
 
@@ -30,7 +34,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / 'tests'))
+sys.path[:0] = [str(ROOT / 'tests'), str(ROOT / 'docs')]
+from execute import tidy  # noqa: E402
 from test_explore_browser import CHROMIUM, CHROMIUM_ARGS, JS_KERNEL, JS_PROGRESS, _free_port, _wait_http  # noqa: E402
 
 import nbdev.clean  # noqa: E402
@@ -57,8 +62,15 @@ def output_shape(o: dict) -> tuple:
 
 def differences(before: dict, after: dict) -> list[dict]:
     "Every difference between two versions of a notebook, each sorted into `file`, `structure` or `value` (module docstring)."
+    raw = raw_differences(before, after)
+    left = raw_differences(before, tidy(json.loads(json.dumps(after)))) if raw else []
+    return [{**d, 'kind': 'tidy'} for d in raw if d['cell'] not in {t['cell'] for t in left}] + left
+
+
+def raw_differences(before: dict, after: dict) -> list[dict]:
+    "`differences` before `tidy`."
     strip = lambda nb: {**nb, 'cells': [{k: v for k, v in c.items() if k not in ('outputs', 'execution_count')} for c in nb['cells']]}
-    if strip(before) != strip(after): return [{'kind': 'file', 'what': 'sources, cell ids or metadata changed'}]
+    if strip(before) != strip(after): return [{'kind': 'file', 'cell': None, 'what': 'sources, cell ids or metadata changed'}]
     found = []
     for b, a in zip(before['cells'], after['cells']):
         ob, oa = b.get('outputs', []), a.get('outputs', [])
@@ -83,6 +95,9 @@ def jupyter_config(folder: Path) -> dict:
     settings = folder / 'lab-settings' / '@jupyterlab' / 'apputils-extension' / 'notification.jupyterlab-settings'
     settings.parent.mkdir(parents=True)
     settings.write_text(json.dumps({'fetchNews': 'false', 'checkForUpdates': False}))
+    tracker = folder / 'lab-settings' / '@jupyterlab' / 'notebook-extension' / 'tracker.jupyterlab-settings'
+    tracker.parent.mkdir(parents=True)
+    tracker.write_text(json.dumps({'windowingMode': 'none'}))     # every cell's outputs drawn, not only those in view
     return {**os.environ, 'JUPYTER_CONFIG_DIR': str(folder / 'config'), 'JUPYTER_RUNTIME_DIR': str(folder / 'runtime'),
             'JUPYTERLAB_SETTINGS_DIR': str(folder / 'lab-settings'), 'JUPYTERLAB_WORKSPACES_DIR': str(folder / 'workspaces'),
             'IPYTHONDIR': str(folder / 'ipython'), 'JUPYTER_PLATFORM_DIRS': '1'}
@@ -115,18 +130,19 @@ def check(page, base: str, token: str, path: Path, run_all: bool, limit_s: float
     subprocess.run(['git', 'checkout', '--', rel], cwd=ROOT, check=True)
     return {'notebook': path.name, 'diff_lines': lines, 'seconds': round(seconds, 1), 'errors': ran and ran['errors'],
             'file': sum(d['kind'] == 'file' for d in found), 'structure': [d for d in found if d['kind'] == 'structure'],
-            'value': [d for d in found if d['kind'] == 'value']}
+            'value': [d for d in found if d['kind'] == 'value'], 'tidy': [d for d in found if d['kind'] == 'tidy']}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('--run-all', nargs='*', metavar='NAME', help='Run All of these chapters (names without .ipynb; none: every one)')
+    ap.add_argument('names', nargs='*', help='chapters (names without .ipynb); default: every one')
+    ap.add_argument('--run-all', action='store_true', help='Run All of each chapter before saving it')
     ap.add_argument('--limit', type=float, default=600, help="seconds allowed for one chapter's Run All")
     args = ap.parse_args(argv)
     if subprocess.run(['git', 'diff', '--quiet', '--', 'nbs'], cwd=ROOT).returncode:
         raise SystemExit('nbs/ has uncommitted changes: commit them first (this script restores each notebook from git)')
     paths = sorted(NBS.glob('*.ipynb'))
-    if args.run_all: paths = [p for p in paths if p.stem in args.run_all]
+    if args.names: paths = [p for p in paths if p.stem in args.names]
     with tempfile.TemporaryDirectory() as tmp:
         env, port, token = jupyter_config(Path(tmp)), _free_port(), secrets.token_hex(16)
         log = Path(tmp) / 'lab.log'
@@ -145,17 +161,17 @@ def main(argv=None) -> int:
                 page.set_default_timeout(60_000)
                 rows = []
                 for p in paths:
-                    rows.append(check(page, base, token, p, args.run_all is not None, args.limit))
+                    rows.append(check(page, base, token, p, args.run_all, args.limit))
                     r = rows[-1]
                     print(f"{r['notebook']:28s} {r['seconds']:6.1f} s  diff lines {r['diff_lines']:4d}  file {r['file']}  "
-                          f"structure {len(r['structure'])}  value {len(r['value'])}  errors {r['errors'] or '-'}", flush=True)
+                          f"structure {len(r['structure'])}  value {len(r['value'])}  tidy {len(r['tidy'])}  errors {r['errors'] or '-'}", flush=True)
                 browser.close()
         finally:
             proc.terminate(); proc.wait(20)
-    out = RESULTS / ('jupyterlab_roundtrip_run_all.json' if args.run_all is not None else 'jupyterlab_roundtrip.json')
+    out = RESULTS / ('jupyterlab_roundtrip_run_all.json' if args.run_all else 'jupyterlab_roundtrip.json')
     out.write_text(json.dumps({'commit': subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True,
                                                         text=True).stdout.strip(), 'notebooks': rows}, indent=1) + '\n')
-    return int(any(r['file'] or r['structure'] or (r['value'] and args.run_all is None) or r['errors'] for r in rows))
+    return int(any(r['file'] or r['structure'] or ((r['value'] or r['tidy']) and not args.run_all) or r['errors'] for r in rows))
 
 
 if __name__ == '__main__':

@@ -151,8 +151,9 @@ def palette_images(nb: dict) -> tuple[int, int]:
         for o in c.get('outputs', []):
             if not isinstance(data := o.get('data', {}).get('image/png'), (str, list)): continue
             raw = base64.b64decode(''.join(data))
-            buf = io.BytesIO()
-            Image.open(io.BytesIO(raw)).convert('RGBA').quantize(256, method=Image.Quantize.FASTOCTREE).save(buf, format='PNG', optimize=True)
+            buf, image = io.BytesIO(), Image.open(io.BytesIO(raw))
+            if image.mode == 'P': buf.write(raw)        # paletted already: kept as it is (tidying twice changes nothing)
+            else: image.convert('RGBA').quantize(256, method=Image.Quantize.FASTOCTREE).save(buf, format='PNG', optimize=True)
             small = buf.getvalue() if len(buf.getvalue()) < len(raw) else raw
             o['data']['image/png'] = base64.b64encode(small).decode()
             before, after = before + len(raw), after + len(small)
@@ -186,7 +187,8 @@ def merge_streams(nb: dict) -> int:
         merged = []
         for o in c.get('outputs', []):
             if merged and o['output_type'] == 'stream' == merged[-1]['output_type'] and o['name'] == merged[-1]['name']:
-                merged[-1] = {**merged[-1], 'text': ''.join(merged[-1]['text']) + ''.join(o['text'])}; n += 1
+                text = ''.join(merged[-1]['text']) + ''.join(o['text'])
+                merged[-1] = {**merged[-1], 'text': text.splitlines(keepends=True)}; n += 1     # lines, as nbformat stores them
             else: merged.append(o)
         if 'outputs' in c: c['outputs'] = merged
     return n
