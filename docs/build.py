@@ -38,6 +38,8 @@ REPO = DOCS.parent
 NBS = REPO / 'nbs'
 PACKAGE = 'geovq_tutorial'
 PLOTLY_MIME = 'application/vnd.plotly.v1+json'
+# plotly JSON that only the site draws (geovq_tutorial.explore.STATIC_FIGURE_MIME: JupyterLab would write a PNG into it)
+PLOTLY_MIMES = (PLOTLY_MIME, 'application/vnd.geovq.static-figure+json')
 WIDGET_MIME = 'application/vnd.jupyter.widget-view+json'
 DOWNLOADS = '_downloads/notebooks'      # where the site keeps the chapters' notebooks for download
 README_FIGURES = Path('docs') / 'readme'    # the README's figures, relative to it (GitHub shows no image stored in the page)
@@ -103,7 +105,7 @@ def readme_parts(index_nb: Path = NBS / 'index.ipynb') -> tuple[str, dict[str, b
                 text = _text(out['text']).rstrip('\n')
                 parts.append(text if directives.get('output') == 'asis' else f'```\n{text}\n```')
             elif 'text/markdown' in data: parts.append(_text(data['text/markdown']).strip('\n'))
-            elif PLOTLY_MIME in data: parts.append('*(An interactive plotly figure: see it in JupyterLab or on the documentation site.)*')
+            elif plotly_figure(data): parts.append('*(An interactive plotly figure: see it in JupyterLab or on the documentation site.)*')
             elif 'image/png' in data:
                 name = f'figure-{len(figures) + 1}.png'
                 figures[name] = base64.b64decode(_text(data['image/png']))
@@ -225,6 +227,11 @@ def page_name(nb_path: Path, frontmatter: dict) -> str:
     return Path(out).stem if out else re.sub(r'^\d+[_-]', '', nb_path.stem)
 
 
+def plotly_figure(data: dict) -> dict | None:
+    "The plotly figure of an output's `data`, under either of `PLOTLY_MIMES`; None if it holds none."
+    return next((data[m] for m in PLOTLY_MIMES if m in data), None)
+
+
 def plotly_html(fig: dict, div_id: str) -> str:
     "A plotly figure as a `<div>` and the `Plotly.newPlot` call that draws it (plotly.min.js is loaded once per page)."
     args = [fig.get('data', []), fig.get('layout', {}), {'responsive': True, **fig.get('config', {})}]
@@ -281,9 +288,9 @@ def to_myst_nb(nb: dict, name: str, nb_file: str | None = None, module: str | No
             data = out.get('data', {})
             if out['output_type'] == 'stream' and directives.get('output') == 'asis':
                 out = {'output_type': 'display_data', 'metadata': {}, 'data': {'text/markdown': _text(out['text'])}}
-            elif PLOTLY_MIME in data:
+            elif fig := plotly_figure(data):
                 n_plots += 1
-                html = plotly_html(data[PLOTLY_MIME], f'plotly-{name}-{n_plots}')
+                html = plotly_html(fig, f'plotly-{name}-{n_plots}')
                 out = {'output_type': 'display_data', 'metadata': {}, 'data': {'text/html': html}}
             elif 'text/markdown' in data:   # show_doc opens with a rule, which docutils refuses inside an output
                 md = fix_show_doc(re.sub(r'^\s*---\s*\n', '', _text(data['text/markdown'])))

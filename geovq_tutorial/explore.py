@@ -12,7 +12,9 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 import plotly.graph_objects as go
+import plotly.io as pio
 import ipywidgets as W
+from IPython.display import display
 from fastcore.basics import patch_to
 from plotly.subplots import make_subplots
 
@@ -23,13 +25,13 @@ from .codebook import Geometry, grid_to_vectors, run_geometry, split_latents, sp
 from .finetune import FinetuneConfig
 
 # %% auto #0
-__all__ = ['PROJECTIONS', 'PALETTE', 'MAX_WIDTH', 'CLICK_HINT', 'COLOR_MODES', 'GEODESIC_METRICS', 'Projection', 'fit_projection',
-           'load_or_fit_projection', 'decoder_of', 'ExploreInputs', 'prepare_inputs', 'to_display', 'montage',
-           'cell_patches', 'Explorer', 'ImagePicker', 'log_magnification', 'LatentManifoldExplorer',
-           'CodebookAssignmentExplorer', 'SampleSource', 'SampleExplorer', 'straight_path', 'path_length',
-           'PathExplorer', 'GraphGeodesicPath', 'RunMetrics', 'vector_metrics', 'geodesic_paths', 'load_explore_inputs',
-           'load_projections', 'geodesic_path_for', 'load_run_metrics', 'load_sample_sources', 'explorer_interactions',
-           'time_interactions']
+__all__ = ['PROJECTIONS', 'PALETTE', 'MAX_WIDTH', 'CLICK_HINT', 'STATIC_FIGURE_MIME', 'STATIC_NOTE', 'COLOR_MODES',
+           'GEODESIC_METRICS', 'Projection', 'fit_projection', 'load_or_fit_projection', 'decoder_of', 'ExploreInputs',
+           'prepare_inputs', 'to_display', 'montage', 'cell_patches', 'Explorer', 'ImagePicker', 'log_magnification',
+           'LatentManifoldExplorer', 'CodebookAssignmentExplorer', 'SampleSource', 'SampleExplorer', 'straight_path',
+           'path_length', 'PathExplorer', 'GraphGeodesicPath', 'RunMetrics', 'vector_metrics', 'geodesic_paths',
+           'load_explore_inputs', 'load_projections', 'geodesic_path_for', 'load_run_metrics', 'load_sample_sources',
+           'explorer_interactions', 'time_interactions']
 
 # %% ../nbs/08_explore.ipynb #a6c8929b
 @dataclass
@@ -214,6 +216,8 @@ PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e
 # %% ../nbs/08_explore.ipynb #6be68cb9
 MAX_WIDTH = 960     # px: an explorer fills its column (the docs' ~784 px, a notebook's output area) up to this width
 CLICK_HINT = '<extra>click: show its image</extra>'   # a hover's promise that needs a kernel: static figures drop it
+STATIC_FIGURE_MIME = 'application/vnd.geovq.static-figure+json'   # plotly JSON that the docs site draws and JupyterLab does not
+STATIC_NOTE = '(A static copy of the explorer above, drawn on the documentation site; here, use the live explorer.)'
 
 class Explorer:
     "Base of the explorers: `.figure` (a plotly FigureWidget), `.widget` (controls, hint, figure), `.static()` for saved outputs."
@@ -235,8 +239,11 @@ class Explorer:
         return fig
 
     def show_static(self):
-        "Display the static counterpart as plotly JSON (mime application/vnd.plotly.v1+json, no plotly.js embedded)."
-        self.static().show(renderer='plotly_mimetype')
+        """Display the static counterpart for the docs site: its plotly JSON under `STATIC_FIGURE_MIME` (docs/build.py draws it),
+        and `STATIC_NOTE` for JupyterLab. Under plotly's own MIME type, JupyterLab's plotly extension would draw it and write a
+        PNG snapshot of it into the notebook: merely opening the chapter would change the file."""
+        bundle = pio.renderers['plotly_mimetype'].to_mimebundle(self.static().to_dict())
+        display({STATIC_FIGURE_MIME: bundle['application/vnd.plotly.v1+json'], 'text/plain': STATIC_NOTE}, raw=True)
 
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
 

@@ -290,3 +290,21 @@ def test_committed_notebook_has_no_heavy_widget_state():
         for o in c.get('outputs', []):
             assert 'application/vnd.jupyter.widget-view+json' not in o.get('data', {}), \
                 f"a live widget output is saved in cell {c['source'][:60]!r}; clear it (the static counterpart stays)"
+
+
+def test_static_figures_are_drawn_by_the_site_and_not_by_jupyterlab(tiny, monkeypatch):
+    """`show_static` displays plotly JSON under a MIME type of its own (JupyterLab's plotly extension would write a PNG snapshot
+    into a plotly output it draws: opening the chapter would change it), which docs/build.py draws as a plotly figure."""
+    import sys
+    from geovq_tutorial import explore
+    sys.path.insert(0, str(ROOT / 'docs'))
+    import build
+    vae, x, y, books, inputs, proj = tiny
+    shown = []
+    monkeypatch.setattr(explore, 'display', lambda bundle, raw: shown.append(bundle))
+    LatentManifoldExplorer(inputs, proj).show_static()
+    (bundle,) = shown
+    assert set(bundle) == {explore.STATIC_FIGURE_MIME, 'text/plain'} and 'application/vnd.plotly.v1+json' not in bundle
+    fig = build.plotly_figure(bundle)
+    assert fig['data'][0]['x']['dtype'] == 'f4' and fig['layout']['height'] > 0      # coordinates binary, as float32
+    assert 'geovq-plotly' in build.plotly_html(json.loads(json.dumps(fig)), 'plotly-test')
