@@ -236,6 +236,7 @@ class Explorer:
         for t in fig.data:       # images as float32 arrays (None -> NaN): stored compactly as binary in the plotly JSON
             if t.type == 'heatmap' and t.z is not None: t.z = np.array(t.z, dtype=np.float32)
             if isinstance(getattr(t, 'hovertemplate', None), str): t.hovertemplate = t.hovertemplate.replace(CLICK_HINT, '<extra></extra>')
+            t.uid = None         # a widget trace's random id: a saved figure changes with nothing but that
         return fig
 
     def show_static(self):
