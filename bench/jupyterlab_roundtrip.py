@@ -78,8 +78,15 @@ def raw_differences(before: dict, after: dict) -> list[dict]:
             found.append({'kind': 'structure', 'cell': b.get('id'), 'saved': [output_shape(o) for o in ob],
                           'now': [output_shape(o) for o in oa]})
         elif ob != oa or b.get('execution_count') != a.get('execution_count'):
-            found.append({'kind': 'value', 'cell': b.get('id'), 'mime': sorted({m for o in oa for m in o.get('data', {'text': 1})})})
+            found.append({'kind': 'value', 'cell': b.get('id'), 'mime': sorted({m for o in oa for m in o.get('data', {'text': 1})}),
+                          'first_changed_line': first_changed_line(ob, oa)})
     return found
+
+
+def first_changed_line(saved: list[dict], now: list[dict]) -> list[str] | None:
+    "The first line of text (a print, a text/plain or text/html output) that differs between two cells' outputs: [saved, now]."
+    text = lambda outs: [l for o in outs for l in ''.join(o.get('text') or o.get('data', {}).get('text/plain', '')).splitlines()]
+    return next(([a[:160], b[:160]] for a, b in zip(text(saved), text(now)) if a != b), None)
 
 
 def diff_lines(path: Path) -> int:
