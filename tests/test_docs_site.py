@@ -6,7 +6,6 @@ limit is a time measured on a quiet machine times LOAD_FACTOR (15; see the limit
 GEOVQ_BROWSER_SLOWDOWN to a larger factor to give every wait more time at once."""
 import functools
 import http.server
-import importlib.util
 import json
 import os
 import re
@@ -20,6 +19,7 @@ from playwright.sync_api import sync_playwright
 
 from chromium import ARGS as CHROMIUM_ARGS
 from conftest import REPO, leaks
+from helpers import load_script
 
 ARTIFACTS = REPO / 'test-artifacts' / 'docs'
 
@@ -32,13 +32,7 @@ PAGE_S = 3 * LOAD_FACTOR        # any other wait (a page loaded and quiet, a cli
                                 # shorter than MathJax's ~3 s, the slowest part of a page
 
 
-def _load_build():
-    spec = importlib.util.spec_from_file_location('docs_build', REPO / 'docs' / 'build.py')
-    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
-    return mod
-
-
-build = _load_build()
+build = load_script('docs/build.py', 'docs_build')
 
 
 @pytest.fixture(scope='module')

@@ -21,6 +21,7 @@ from geovq_tutorial.explore import (MAX_WIDTH, CodebookAssignmentExplorer, Graph
 from geovq_tutorial.finetune import FinetuneConfig
 from geovq_tutorial.geometry import LatentGraph, metric_tensors
 from geovq_tutorial.vae import SpatialVAE
+from helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -295,10 +296,8 @@ def test_committed_notebook_has_no_heavy_widget_state():
 def test_static_figures_are_drawn_by_the_site_and_not_by_jupyterlab(tiny, monkeypatch):
     """`show_static` displays plotly JSON under a MIME type of its own (JupyterLab's plotly extension would write a PNG snapshot
     into a plotly output it draws: opening the chapter would change it), which docs/build.py draws as a plotly figure."""
-    import sys
     from geovq_tutorial import explore
-    sys.path.insert(0, str(ROOT / 'docs'))
-    import build
+    build = load_script('docs/build.py', 'docs_build')
     vae, x, y, books, inputs, proj = tiny
     shown = []
     monkeypatch.setattr(explore, 'display', lambda bundle, raw: shown.append(bundle))

@@ -2,7 +2,6 @@
 session's tiny run (`tiny_run` in conftest.py), one test per notebook, in its own process (tests/notebook_runner.py).
 The chapters share one copy of the run, in reading order, as a learner's would. The full-size execution of every chapter
 against the canonical run, slow cells included, is `python docs/execute.py` (its record is checked in test_saved_outputs.py)."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from helpers import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.name for p in (REPO / 'nbs').glob('*.ipynb'))
@@ -53,8 +54,7 @@ def test_chapters_rewrite_nothing_the_run_holds(tiny_run, chapters_run):
 
 def _run_readers() -> set[str]:
     "The notebooks whose code reads a run (`reads_run` of docs/execute.py)."
-    spec = importlib.util.spec_from_file_location('docs_execute', REPO / 'docs' / 'execute.py')
-    execute = importlib.util.module_from_spec(spec); spec.loader.exec_module(execute)
+    execute = load_script('docs/execute.py', 'docs_execute')
     return {nb for nb in NOTEBOOKS if execute.reads_run(json.loads((REPO / 'nbs' / nb).read_text()))}
 
 

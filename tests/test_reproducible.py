@@ -15,9 +15,10 @@ precision radius. That was with scikit-learn's k-means++ seeding, which draws th
 (bench/kmeans_seeding_probe.py); k-means is now seeded by `race_seeds`, but the two vendors have not been compared since, so
 k-means is still not compared across them (APART_ACROSS_VENDORS). bench/results/cross_machine.json has the canonical runs'
 per-seed numbers on both machines."""
-import importlib.util
 import json
 from pathlib import Path
+
+from helpers import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-4          # relative; across the AVX2 change the reproducible variants moved by at most ~2e-7
@@ -25,10 +26,7 @@ CHECKED_DIGITS = 5
 APART_ACROSS_VENDORS = {'kmeans', 'kmeans+ft'}    # measured apart between an Intel and an AMD CPU (see above)
 
 
-def isa_check():
-    spec = importlib.util.spec_from_file_location('isa_check', REPO / 'bench' / 'isa_check.py')
-    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
-    return mod
+def isa_check(): return load_script('bench/isa_check.py', 'isa_check')
 
 
 def test_tiny_run_gives_the_recorded_numbers(tiny_run):

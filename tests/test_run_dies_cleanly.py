@@ -98,11 +98,10 @@ def test_a_run_killed_midway_resumes_to_the_same_result(tiny_run, tmp_path):
     (the session's tiny run, made by the same command): `docs/execute.py`'s fingerprint of metrics.json, which leaves out wall
     times and the folder. The run starts from a copy of the tiny run without its priors, fine-tunes and evaluation, so
     that the test pays for those stages only."""
-    import importlib.util
     import shutil
-    from conftest import REPO, TINY_RUN
-    spec = importlib.util.spec_from_file_location('docs_execute', REPO / 'docs' / 'execute.py')
-    execute = importlib.util.module_from_spec(spec); spec.loader.exec_module(execute)
+    from conftest import TINY_RUN
+    from helpers import load_script
+    execute = load_script('docs/execute.py', 'docs_execute')
     run = tmp_path / 'digits'
     shutil.copytree(tiny_run, run)
     for later in ('prior', 'finetune'): shutil.rmtree(run / later)

@@ -4,7 +4,6 @@ the evaluation chapter are the recorded run's. Re-executing the chapters is too 
 are what fails instead when the code or the run moves on without the outputs."""
 import copy
 import html
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -12,15 +11,13 @@ from pathlib import Path
 import pytest
 
 from geovq_tutorial.pipeline import verdict_paragraph
+from helpers import load_script
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope='module')
-def execute():
-    spec = importlib.util.spec_from_file_location('docs_execute', REPO / 'docs' / 'execute.py')
-    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
-    return mod
+def execute(): return load_script('docs/execute.py', 'docs_execute')
 
 
 @pytest.fixture(scope='module')
@@ -164,11 +161,12 @@ def test_saved_outputs_are_what_jupyterlab_writes_back(execute):
     def floats(x): return ([x] if isinstance(x, float) and x.is_integer() else
                            [f for v in (x.values() if isinstance(x, dict) else x) for f in floats(v)] if isinstance(x, (dict, list)) else [])
     for p in execute.chapters():
-        outputs = [o for c in json.loads(p.read_text())['cells'] for o in c.get('outputs', [])]
+        cells = json.loads(p.read_text())['cells']
+        outputs = [o for c in cells for o in c.get('outputs', [])]
         reprs = [t[:40] for o in outputs if (t := ''.join(o.get('data', {}).get('text/plain', ''))).startswith(('VBox(', 'HBox(', 'FigureWidget('))]
         assert not reprs, f'{p.name} saves widget reprs {reprs}: run `python docs/execute.py {p.stem}`'
         whole = [f for o in outputs for mime, v in o.get('data', {}).items() if mime.endswith('json') for f in floats(v)]
         assert not whole, f'{p.name} saves {len(whole)} whole-number floats in JSON outputs: run `python docs/execute.py {p.stem}`'
-        split = [c.get('id') for c in json.loads(p.read_text())['cells'] for a, b in zip(c.get('outputs', []), c.get('outputs', [])[1:])
+        split = [c.get('id') for c in cells for a, b in zip(c.get('outputs', []), c.get('outputs', [])[1:])
                  if a['output_type'] == b['output_type'] == 'stream' and a['name'] == b['name']]
         assert not split, f'{p.name} keeps consecutive prints apart in cells {split}: run `python docs/execute.py {p.stem}`'
