@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / 'tests'), str(ROOT / 'docs')]
 from execute import tidy  # noqa: E402
-from test_explore_browser import CHROMIUM, CHROMIUM_ARGS, JS_KERNEL, JS_PROGRESS, _free_port, _wait_http  # noqa: E402
+from test_explore_browser import CHROMIUM, CHROMIUM_ARGS, JS_KERNEL, JS_RAN, _free_port, _wait_http, _write_settings  # noqa: E402
 
 import nbdev.clean  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
@@ -45,8 +45,6 @@ NBS = ROOT / 'nbs'
 RESULTS = ROOT / 'bench' / 'results'
 # the notebook panel of the file at `path` (not the current tab: Lab may restore others beside it)
 JS_PANEL = "(path) => Array.from(window.jupyterapp.shell.widgets('main')).find(w => w.context && w.context.path === path)"
-JS_DONE = ("() => { const p = (" + JS_PROGRESS + ")(); return p.errors.length || (p.done === p.code && p.running === 0 && ("
-           + JS_KERNEL + ")() === 'idle') ? p : null; }")
 
 
 def git_version(path: Path) -> dict:
@@ -61,7 +59,7 @@ def output_shape(o: dict) -> tuple:
 
 
 def differences(before: dict, after: dict) -> list[dict]:
-    "Every difference between two versions of a notebook, each sorted into `file`, `structure` or `value` (module docstring)."
+    "Every difference between two versions of a notebook, each sorted into `file`, `structure`, `value` or `tidy` (module docstring)."
     raw = raw_differences(before, after)
     left = raw_differences(before, tidy(json.loads(json.dumps(after)))) if raw else []
     return [{**d, 'kind': 'tidy'} for d in raw if d['cell'] not in {t['cell'] for t in left}] + left
@@ -84,7 +82,7 @@ def raw_differences(before: dict, after: dict) -> list[dict]:
 
 
 def first_changed_line(saved: list[dict], now: list[dict]) -> list[str] | None:
-    "The first line of text (a print, a text/plain or text/html output) that differs between two cells' outputs: [saved, now]."
+    "The first line of text (a print or a text/plain output) that differs between two cells' outputs: [saved, now]."
     text = lambda outs: [l for o in outs for l in ''.join(o.get('text') or o.get('data', {}).get('text/plain', '')).splitlines()]
     return next(([a[:160], b[:160]] for a, b in zip(text(saved), text(now)) if a != b), None)
 
@@ -99,12 +97,7 @@ def jupyter_config(folder: Path) -> dict:
     "A private Jupyter configuration with nbdev's pre-save hook (what `nbdev_install_hooks` adds to ~/.jupyter); its environment."
     (folder / 'config').mkdir(parents=True)
     (folder / 'config' / 'jupyter_server_config.py').write_text(nbdev.clean._pre_save_hook_src)
-    settings = folder / 'lab-settings' / '@jupyterlab' / 'apputils-extension' / 'notification.jupyterlab-settings'
-    settings.parent.mkdir(parents=True)
-    settings.write_text(json.dumps({'fetchNews': 'false', 'checkForUpdates': False}))
-    tracker = folder / 'lab-settings' / '@jupyterlab' / 'notebook-extension' / 'tracker.jupyterlab-settings'
-    tracker.parent.mkdir(parents=True)
-    tracker.write_text(json.dumps({'windowingMode': 'none'}))     # every cell's outputs drawn, not only those in view
+    _write_settings(folder / 'lab-settings')     # no news or update checks; windowingMode none: every output drawn, not only those in view
     return {**os.environ, 'JUPYTER_CONFIG_DIR': str(folder / 'config'), 'JUPYTER_RUNTIME_DIR': str(folder / 'runtime'),
             'JUPYTERLAB_SETTINGS_DIR': str(folder / 'lab-settings'), 'JUPYTERLAB_WORKSPACES_DIR': str(folder / 'workspaces'),
             'IPYTHONDIR': str(folder / 'ipython'), 'JUPYTER_PLATFORM_DIRS': '1'}
@@ -119,7 +112,7 @@ def check(page, base: str, token: str, path: Path, run_all: bool, limit_s: float
     t0, ran = time.time(), None
     if run_all:
         page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-        ran = page.wait_for_function(JS_DONE, polling=1000, timeout=limit_s * 1000).json_value()
+        ran = page.wait_for_function(JS_RAN, polling=1000, timeout=limit_s * 1000).json_value()
     seconds = time.time() - t0
     written = path.stat().st_mtime_ns
     page.evaluate(f"(path) => {{ ({JS_PANEL})(path).context.save(); }}", rel)    # not awaited: the wait below has a limit
