@@ -16,7 +16,7 @@ notebook from git after comparing it.
 A difference is one of: `file` (anything but outputs: sources, ids, metadata), `structure` (a cell's outputs differ in number,
 kind or MIME types: e.g. a progress-bar widget that the saved chapter does not hold), `value` (the same outputs with other
 text or pixels: a time, a freshly trained number), or `tidy` (gone once docs/execute.py's `tidy` is applied to the saved
-file: a figure's PNG as matplotlib writes it against the 256-colour palette the book stores, a live widget's view). Only
+file: a live widget's view; a figure's PNG as matplotlib writes it, in a chapter that does not call `book_figures()`). Only
 `value` and `tidy` differences are expected after Run All; none at all after a plain save. Every output is drawn (JupyterLab's
 `windowingMode` none), as if the learner had scrolled through the chapter. The results go to
 bench/results/jupyterlab_roundtrip[_run_all].json.

@@ -11,8 +11,9 @@ makes first, and the photo patches, for the natural-images chapter. So the saved
 (`tutorial_config` in the VAE chapter). After each notebook: its widget state and widget views are dropped (a live widget's
 saved state is megabytes, its text repr shows nothing, and neither works without a kernel), its JSON outputs are stored as
 JupyterLab writes them back (`jupyterlab_json`), consecutive prints joined into one output as JupyterLab keeps them
-(`merge_streams`), its PNG figures are stored with a 256-colour palette (`palette_images`: a third
-of the bytes), `nbdev_clean` tidies it, and `docs/executed.json` records the hash of its code
+(`merge_streams`), its PNG figures are stored with a palette of at most 64 colours (`palette_images`, the library's
+`palette_png`: a third of the bytes; a chapter that calls `book_figures()` displays them so already), `nbdev_clean` tidies
+it, and `docs/executed.json` records the hash of its code
 cells and the fingerprint of the run it was executed against (`run_fingerprint`: the sha256 of the run's `metrics.json`
 without its wall times and folder, so that the same run made again elsewhere matches), with the run's headline numbers (the verdict lines'
 comparisons and the targets). A notebook whose code reads no run (`reads_run`: the core, data and CLI chapters) is executed
@@ -141,20 +142,16 @@ def strip_widget_state(nb: dict) -> int:
 
 
 def palette_images(nb: dict) -> tuple[int, int]:
-    """Store each PNG output of the notebook `nb` (in place) with a 256-colour palette where that is smaller (a plot has few colours:
-    about a third of the bytes, no visible change); return the PNG bytes before and after."""
+    """Store each PNG output of the notebook `nb` (in place) as `palette_png` makes it (a palette of at most 64 colours where that
+    is smaller; a PNG that has a palette, such as what `book_figures` displays, as it is); return the PNG bytes before and after."""
     import base64
-    import io
-    from PIL import Image
+    from geovq_tutorial.core import palette_png
     before, after = 0, 0
     for c in nb['cells']:
         for o in c.get('outputs', []):
             if not isinstance(data := o.get('data', {}).get('image/png'), (str, list)): continue
             raw = base64.b64decode(''.join(data))
-            buf, image = io.BytesIO(), Image.open(io.BytesIO(raw))
-            if image.mode == 'P': buf.write(raw)        # paletted already: kept as it is (tidying twice changes nothing)
-            else: image.convert('RGBA').quantize(256, method=Image.Quantize.FASTOCTREE).save(buf, format='PNG', optimize=True)
-            small = buf.getvalue() if len(buf.getvalue()) < len(raw) else raw
+            small = palette_png(raw)
             o['data']['image/png'] = base64.b64encode(small).decode()
             before, after = before + len(raw), after + len(small)
     return before, after

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import os
@@ -26,12 +27,12 @@ import torch
 from fastcore.basics import patch_to
 
 # %% auto #0
-__all__ = ['STAGES', 'ConfigError', 'setting', 'at_least', 'positive', 'non_negative', 'one_of', 'Config', 'umask_mode',
-           'atomic_path', 'save_json', 'load_json', 'CheckpointError', 'save_checkpoint', 'as_os_error', 'read_meta',
-           'load_checkpoint', 'load_weights', 'fingerprint', 'StageError', 'Stage', 'declare_stage', 'differences',
-           'stage_lock', 'stage_order', 'downstream_of', 'seed_everything', 'pick_device', 'set_threads', 'setup_run',
-           'module_device', 'batches', 'in_batches', 'progress', 'Trainer', 'flatten_state', 'unflatten_state',
-           'spread_places', 'mean_spread', 'format_table', 'config_sections']
+__all__ = ['STAGES', 'BOOK_COLOURS', 'ConfigError', 'setting', 'at_least', 'positive', 'non_negative', 'one_of', 'Config',
+           'umask_mode', 'atomic_path', 'save_json', 'load_json', 'CheckpointError', 'save_checkpoint', 'as_os_error',
+           'read_meta', 'load_checkpoint', 'load_weights', 'fingerprint', 'StageError', 'Stage', 'declare_stage',
+           'differences', 'stage_lock', 'stage_order', 'downstream_of', 'seed_everything', 'pick_device', 'set_threads',
+           'setup_run', 'module_device', 'batches', 'in_batches', 'progress', 'palette_png', 'book_figures', 'Trainer',
+           'flatten_state', 'unflatten_state', 'spread_places', 'mean_spread', 'format_table', 'config_sections']
 
 # %% ../nbs/00_core.ipynb #1e17c96e
 class ConfigError(ValueError):
@@ -444,6 +445,29 @@ def progress(iterable: Iterable | None = None, enabled: bool | None = None, **kw
     from tqdm.auto import tqdm
     on = _interactive() if enabled is None else enabled
     return tqdm(iterable, disable=not on or os.environ.get('GEOVQ_PROGRESS', '1') == '0', dynamic_ncols=True, **kwargs)
+
+# %% ../nbs/00_core.ipynb #cfe612f3
+BOOK_COLOURS = 64   # a saved figure's palette: plots have few colours, and 64 keep a colour map's gradient free of visible bands
+
+def palette_png(png: bytes, colours: int = BOOK_COLOURS) -> bytes:
+    "The PNG `png` with a palette of at most `colours` colours, where that is smaller; a PNG that has a palette already, as it is."
+    from PIL import Image
+    image = Image.open(io.BytesIO(png))
+    if image.mode == 'P': return png
+    small = io.BytesIO()
+    image.convert('RGBA').quantize(colours, method=Image.Quantize.FASTOCTREE).save(small, format='PNG', optimize=True)
+    return min(small.getvalue(), png, key=len)
+
+def book_figures(colours: int = BOOK_COLOURS):
+    """From here on, this kernel displays matplotlib figures as `palette_png` PNGs, as the book stores them (so a chapter run and
+    saved in JupyterLab holds the book's bytes). Outside IPython it does nothing."""
+    from IPython import get_ipython
+    from IPython.core.pylabtools import print_figure
+    from matplotlib.figure import Figure
+    if (shell := get_ipython()) is None: return
+    import matplotlib_inline.backend_inline  # noqa: F401  the inline backend sets its PNG printer when imported; ours replaces it
+    def png(fig): return palette_png(drawn, colours) if (drawn := print_figure(fig, 'png', bbox_inches='tight')) else None
+    shell.display_formatter.formatters['image/png'].for_type(Figure, png)
 
 # %% ../nbs/00_core.ipynb #ef7c4b2f
 class Trainer:
