@@ -33,11 +33,12 @@ def measure(method: str, K: int, threads: int, seed: int, subsample: int) -> dic
     torch.set_num_threads(threads)
     from geovq_tutorial.vae import tutorial_config, load_or_train_vae, encode_means
     from geovq_tutorial.codebook import CodebookConfig
+    from geovq_tutorial.core import setup_run
     from geovq_tutorial.data import load_dataset_for
     from geovq_tutorial.codebook import grid_to_vectors, KMeansCodebook, make_codebook, training_metric, run_geometry
     cfg = tutorial_config(CodebookConfig, threads=threads, progress=False)
     data = load_dataset_for(cfg)
-    vae, _ = load_or_train_vae(cfg, data)
+    vae, _ = load_or_train_vae(cfg, data, device=setup_run(cfg))
     vae = vae.cpu().eval()
     mu = encode_means(vae, data.train)
     v = grid_to_vectors(mu)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from geovq_tutorial.codebook import Geometry, grid_to_vectors
+from geovq_tutorial.core import setup_run
 from geovq_tutorial.data import load_dataset_for
 from geovq_tutorial.geometry import ContextDecoder, LatentGraph, draw_contexts, knn_edges, pullback_metric
 from geovq_tutorial.pipeline import load_run
@@ -78,7 +79,7 @@ def main():
     torch.set_num_threads(1)
     cfg = load_run(args.run_dir)
     data = load_dataset_for(cfg)
-    vae = load_or_train_vae(cfg, data)[0].eval()
+    vae = load_or_train_vae(cfg, data, device=setup_run(cfg))[0].eval()
     grids = encode_means(vae, data.train)
     rng = np.random.default_rng(0)
     vall = grid_to_vectors(grids)

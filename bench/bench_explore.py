@@ -43,10 +43,10 @@ def main(argv=None):
     t = time.perf_counter(); data = load_dataset_for(cfg)
     vae, inputs = E.load_explore_inputs(cfg, data, device=device); setup['load VAE, codebooks, prepare inputs'] = time.perf_counter() - t
     t = time.perf_counter(); projections = E.load_projections(cfg, vae, inputs); setup['projections (PCA + UMAP, cached)'] = time.perf_counter() - t
-    t = time.perf_counter(); geodesic = E.geodesic_path_for(cfg, vae, inputs); setup['geodesic graph'] = time.perf_counter() - t
+    t = time.perf_counter(); geodesic = E.geodesic_path_for(cfg, vae, data, inputs); setup['geodesic graph'] = time.perf_counter() - t
     sources = None
     if hasattr(E, 'load_sample_sources'):
-        t = time.perf_counter(); sources = E.load_sample_sources(cfg, vae, inputs.codebooks, data)
+        t = time.perf_counter(); sources = E.load_sample_sources(cfg, vae, inputs.codebooks, data, device)
         setup['priors + fine-tuned decoders'] = time.perf_counter() - t
     build = {}
     t = time.perf_counter(); manifold = E.LatentManifoldExplorer(inputs, projections); build['manifold'] = time.perf_counter() - t

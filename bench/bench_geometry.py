@@ -73,10 +73,11 @@ def main():
     from geovq_tutorial.geometry import (GeometryConfig, ContextDecoder, LatentGraph, draw_contexts, fit_precision, pullback_metric,
                                          ratio_summary, validate_distances, with_uncertainty, VARIANCE_STEPS,
                                          GEODESIC_TOL, converge_geodesics, curve_length, refine)
+    from geovq_tutorial.core import setup_run
     from geovq_tutorial.data import load_dataset_for
     cfg = tutorial_config(GeometryConfig, threads=args.threads, progress=False)
     data = load_dataset_for(cfg)
-    vae = load_or_train_vae(cfg, data)[0].cpu().eval()
+    vae = load_or_train_vae(cfg, data, device=setup_run(cfg))[0].cpu().eval()
     vec = lambda g: g.permute(0, 2, 3, 1).reshape(-1, cfg.latent_dim)
     train, val_g, test = (encode_means(vae, x) for x in (data.train, data.val, data.test))
     V, VT = vec(train), vec(test)

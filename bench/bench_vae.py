@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from geovq_tutorial.core import seed_everything, set_threads
+from geovq_tutorial.core import seed_everything, set_threads, setup_run
 from geovq_tutorial.data import load_dataset
 from geovq_tutorial.vae import VAEConfig, SpatialVAE, elbo_terms, load_or_train_vae, train_vae
 
@@ -65,7 +65,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         cfg = VAEConfig(run_dir=str(Path(tmp) / 'run'), progress=False, threads=args.threads, device='cpu')
         t0 = time.perf_counter()
-        _, hist = load_or_train_vae(cfg, data)
+        _, hist = load_or_train_vae(cfg, data, device=setup_run(cfg))
         results['default'] = {'wall_seconds': time.perf_counter() - t0, 'train_seconds': hist['seconds'][-1],
                               'epochs': cfg.epochs, 'test_mse': hist['test']['mse'], 'best_epoch': hist['best_epoch']}
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from geovq_tutorial.codebook import KMeansCodebook, grid_to_vectors
+from geovq_tutorial.core import setup_run
 from geovq_tutorial.data import load_dataset_for
 from geovq_tutorial.evaluate import seed_config
 from geovq_tutorial.pipeline import load_run
@@ -39,7 +40,7 @@ def fit_labels(x: np.ndarray, K: int, seed: int, seeding: str) -> np.ndarray:
 def probe(run: str, seed: int, draws: int = 3) -> dict:
     cfg = seed_config(load_run(run), seed)
     data = load_dataset_for(cfg)
-    vae, _ = load_or_train_vae(cfg, data)          # stored by the run: loaded
+    vae, _ = load_or_train_vae(cfg, data, device=setup_run(cfg))          # stored by the run: loaded
     x = grid_to_vectors(encode_means(vae, data.train)).double().numpy()
     rng, out = np.random.default_rng(0), {'run': run, 'seed': seed, 'K': cfg.codebook_k, 'vectors': len(x)}
     for seeding in ('sklearn', 'race'):

@@ -97,6 +97,7 @@ def main():
     os.environ.setdefault('GEOVQ_PROGRESS', '0')
     from geovq_tutorial.vae import tutorial_config, load_or_train_vae
     from geovq_tutorial.codebook import CodebookConfig, load_or_fit_codebook, split_latents, grid_to_vectors
+    from geovq_tutorial.core import setup_run
     from geovq_tutorial.data import load_dataset_for
     base = tutorial_config(CodebookConfig, threads=args.threads, progress=False)
     out = {'command': f'bench/metric_subsample_probe.py --seeds {args.seeds} --route {args.route}' +
@@ -105,7 +106,7 @@ def main():
     for seed in map(int, args.seeds.split(',')):
         cfg = base.replace(seed=seed, run_dir=str(Path(base.run_dir) / (f'seed{seed}' if seed else '')))
         data = load_dataset_for(cfg)
-        vae = load_or_train_vae(cfg, data)[0].cpu().eval()
+        vae = load_or_train_vae(cfg, data, device=setup_run(cfg))[0].cpu().eval()
         grids, metric = split_latents(cfg, vae, data)
         for method, measure in (('geodesic', 'geodesic_distortion'), ('geodesic_unc', 'geodesic_distortion_unc')):
             cb = load_or_fit_codebook(cfg, vae, data, method)

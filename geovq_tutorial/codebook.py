@@ -595,9 +595,8 @@ CODEBOOKS_STAGE = declare_stage('codebooks', fields=(*DATA_FIELDS, 'codebook_sou
                                 doc='post-hoc codebooks, one per method, K, source and seed')
 
 # %% ../nbs/04_codebook.ipynb #e6c03367
-def load_or_fit_precision(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplits | None = None) -> PrecisionRBF:
+def load_or_fit_precision(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplits) -> PrecisionRBF:
     "The run's precision network (stage 'precision'): fitted to x - decode(mu) of the training images, every vector of a grid."
-    data = data or load_dataset_for(cfg)
     @torch.no_grad()
     def pairs(x):
         mu = encode_means(vae, x)
@@ -612,9 +611,9 @@ def load_or_fit_precision(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplit
     with torch.no_grad(): model.log_w.copy_(t['log_w'])
     return model.eval().requires_grad_(False)
 
-def run_geometry(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplits | None = None, uncertainty: bool = False) -> Geometry:
+def run_geometry(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplits, uncertainty: bool = False) -> Geometry:
     "The run's geometry: `metric_contexts` contexts drawn (seed 0) from the training means, and the precision network if asked."
-    grids = encode_means(vae, (data or load_dataset_for(cfg)).train)
+    grids = encode_means(vae, data.train)
     return Geometry(*draw_contexts(grids, cfg.metric_contexts, seed=0),
                     load_or_fit_precision(cfg, vae, data) if uncertainty else None)
 
@@ -631,7 +630,7 @@ def nearest_metric(x: torch.Tensor, at: torch.Tensor, metric_at: torch.Tensor) -
     return metric_at[torch.as_tensor(near[:, 0])]
 
 # %% ../nbs/04_codebook.ipynb #f91a182b
-def training_metric(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplits | None = None, source: str | None = None,
+def training_metric(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplits, source: str | None = None,
                     seed: int | None = None, uncertainty: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Training grids [N, D, 4, 4] from `source` (default `cfg.codebook_source`; for 'z' sampled with `seed`, default
     `cfg.seed`) and their expected metric tensors [N*16, D, D] (with the variance term if `uncertainty`): stage 'metric',
@@ -639,7 +638,6 @@ def training_metric(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplits | No
     source = cfg.codebook_source if source is None else source
     if source not in ('mu', 'z'): raise ValueError(f"source must be 'mu' or 'z'; got {source!r}")
     seed = None if source == 'mu' else (cfg.seed if seed is None else seed)
-    data = data or load_dataset_for(cfg)
     def make():
         grids = training_grids(vae, data.train, source, seed or 0)
         v = grid_to_vectors(grids)
@@ -653,7 +651,7 @@ def training_metric(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplits | No
     return t['grids'], t['metric'] + sigma
 
 # %% ../nbs/04_codebook.ipynb #e1e1abcd
-def load_or_fit_codebook(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplits | None = None, method: str = 'kmeans',
+def load_or_fit_codebook(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplits, method: str = 'kmeans',
                          K: int | None = None, seed: int | None = None, force: bool = False,
                          train: tuple | None = None) -> Codebook:
     """The run's codebook of `method` with K codewords (default `cfg.codebook_k`), fitted to the training vectors from
@@ -667,7 +665,7 @@ def load_or_fit_codebook(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplits
             unc = CODEBOOKS[method].uncertainty
             grids_metric, geometry = training_metric(cfg, vae, data, uncertainty=unc), run_geometry(cfg, vae, data, unc)
         t_metric = time.perf_counter() - t0
-        x = None if grids_metric is not None else (data or load_dataset_for(cfg)).train
+        x = None if grids_metric is not None else data.train
         cb = fit_codebook(vae, x, method, K, seed, cfg.codebook_source, train=grids_metric, geometry=geometry,
                           **codebook_params(cfg, method))
         cb.info['timing']['training_metric_s'] = t_metric     # the decoder work (about 0 when the stored metric was loaded)

@@ -136,12 +136,10 @@ def train_classifier(clf: FeatureClassifier, data: ImageSplits, epochs: int, dev
 declare_stage('classifier', ('dataset', 'val_fraction', 'test_fraction', 'photo_patches', 'seed', 'classifier_epochs'),
               doc='the feature classifier whose features and class probabilities the sample metrics use')
 
-def load_or_train_classifier(cfg: EvalConfig, data: ImageSplits | None = None, force: bool = False,
-                             device: torch.device | None = None, hidden: int = 32,
+def load_or_train_classifier(cfg: EvalConfig, data: ImageSplits, force: bool = False, *,
+                             device: torch.device, hidden: int = 32,
                              feature_dim: int = 64) -> tuple[FeatureClassifier, dict]:
     "The run's feature classifier and its report (history, test accuracy): the stored one when its settings match, else trained."
-    device = device or setup_run(cfg)
-    data = data or load_dataset_for(cfg)
     stage, key = STAGES['classifier'], {'hidden': hidden, 'feature_dim': feature_dim}
     new = lambda: FeatureClassifier(data.image_shape, len(data.classes), hidden, feature_dim).to(device)
     def make():
@@ -205,11 +203,9 @@ declare_stage('feature_ae', ('dataset', 'val_fraction', 'test_fraction', 'photo_
               doc='the label-free autoencoder whose bottleneck is the second feature space of the sample metrics')
 
 # %% ../nbs/07_evaluate.ipynb #ff3c8fe8
-def load_or_train_feature_ae(cfg: EvalConfig, data: ImageSplits | None = None, force: bool = False,
-                             device: torch.device | None = None, hidden: int = 32, feature_dim: int = 32) -> tuple[FeatureAutoencoder, dict]:
+def load_or_train_feature_ae(cfg: EvalConfig, data: ImageSplits, force: bool = False, *,
+                             device: torch.device, hidden: int = 32, feature_dim: int = 32) -> tuple[FeatureAutoencoder, dict]:
     "The run's feature autoencoder and its report: the stored one when its settings match, else trained on the training images."
-    device = device or setup_run(cfg)
-    data = data or load_dataset_for(cfg)
     stage, key = STAGES['feature_ae'], {'hidden': hidden, 'feature_dim': feature_dim}
     new = lambda: FeatureAutoencoder(data.image_shape, hidden, feature_dim).to(device)
     def make():
@@ -761,7 +757,7 @@ def other_source_rows(cfg: EvalConfig, models, data: ImageSplits, reference, met
                                                models.vae, data.test, reference, g['test'], mt['test'])
             for m in (cfg.methods if methods is None else methods)}
 
-def source_models(cfg: EvalConfig, data: ImageSplits, device=None, methods=None) -> SimpleNamespace:
+def source_models(cfg: EvalConfig, data: ImageSplits, device: torch.device, methods=None) -> SimpleNamespace:
     """What `source_rows` reads of one seed's run (loaded where stored): the VAE, every split's means and metric tensors, and
     the codebooks of `methods` (default `cfg.methods`): a light `load_run_models`, without priors, decoders or tokens."""
     vae, _ = load_or_train_vae(cfg, data, device=device)
@@ -782,7 +778,7 @@ def evaluation_upstream(models, scorer: SampleScorer) -> dict:
             'finetune': {**models.tuned, 'control': models.control}, 'vqvae': models.vqvae, 'classifier': scorer.fingerprint,
             'feature_ae': scorer.fingerprint}
 
-def run_scorer(cfg: EvalConfig, data: ImageSplits, device=None) -> SampleScorer:
+def run_scorer(cfg: EvalConfig, data: ImageSplits, device: torch.device) -> SampleScorer:
     """The sample scorer of a run: the networks of `cfg.feature_spaces` (trained in `cfg.run_dir` on its training split), every
     real image of `data` (`ImageSplits.real_images`: train, val, test and any reference) as the real distribution, `cfg.n_draws`
     draws of `cfg.n_samples` samples."""
@@ -829,14 +825,11 @@ def in_table_order(result: dict) -> dict:
     "The evaluation `result` with its variants in the table's order (a sidecar read back from JSON has them sorted by name)."
     return {**result, 'variants': dict(sorted(result['variants'].items(), key=lambda kv: _variant_order(kv[0])))}
 
-def evaluate_run(cfg: EvalConfig, data: ImageSplits | None = None, scorer: SampleScorer | None = None,
-                 device: torch.device | None = None, compare_sources: bool = True, force: bool = False,
-                 verbose: bool = True) -> dict:
+def evaluate_run(cfg: EvalConfig, data: ImageSplits, scorer: SampleScorer | None = None, *, device: torch.device,
+                 compare_sources: bool = True, force: bool = False, verbose: bool = True) -> dict:
     """Every metric of every variant for the seed and run folder of `cfg`, on the test split (names in `METRICS`): the stage
     'evaluation', reused when stored with the same settings and models; a stored result with the mu-versus-z comparison also
     serves `compare_sources=False`. Made or loaded, its variants come in the table's order."""
-    device = device or setup_run(cfg)
-    data = data or load_dataset_for(cfg)
     scorer, t0 = scorer or run_scorer(cfg, data, device), time.perf_counter()
     models = load_run_models(cfg, data, device)
     stage, upstream, loaded = STAGES['evaluation'], evaluation_upstream(models, scorer), time.perf_counter() - t0
@@ -857,24 +850,22 @@ def evaluate_run(cfg: EvalConfig, data: ImageSplits | None = None, scorer: Sampl
     return in_table_order(stage.get(cfg, make, upstream, force=force, compare_sources=compare_sources)[1])
 
 # %% ../nbs/07_evaluate.ipynb #4422b88b
-def evaluate_seeds(cfg: EvalConfig, data: ImageSplits | None = None, seeds: list[int] | None = None,
-                   device: torch.device | None = None, force: bool = False, verbose: bool = True,
+def evaluate_seeds(cfg: EvalConfig, data: ImageSplits, seeds: list[int] | None = None, *,
+                   device: torch.device, force: bool = False, verbose: bool = True,
                    compare_sources: bool = True) -> list[dict]:
     """`evaluate_run` for every seed (default `cfg.seeds`), each in its own run folder (`seed_config`) on its own split, all
     scored with the one scorer of the base run folder (`run_scorer`). `compare_sources=False` skips the mu-versus-z codebooks."""
-    device = device or setup_run(cfg)
-    data = data or load_dataset_for(cfg)
     scorer = run_scorer(cfg, data, device)
-    return [evaluate_seed(cfg, s, data if s == cfg.seed else None, scorer, device, force, verbose, compare_sources)
+    return [evaluate_seed(cfg, s, data if s == cfg.seed else load_dataset_for(seed_config(cfg, s)), scorer, device, force, verbose,
+                          compare_sources)
             for s in (cfg.seeds if seeds is None else seeds)]
 
-def evaluate_seed(cfg: EvalConfig, seed: int, data: ImageSplits | None = None, scorer: SampleScorer | None = None,
-                  device: torch.device | None = None, force: bool = False, verbose: bool = True, compare_sources: bool = True) -> dict:
-    "The evaluation of one seed: a function of (cfg, seed) alone (its own folder and split; the base folder's scorer)."
-    c = seed_config(cfg, seed)
-    data = data or load_dataset_for(c)
-    scorer = scorer or run_scorer(cfg, load_dataset_for(cfg), device)
-    return evaluate_run(c, data, scorer, device, compare_sources=compare_sources, force=force, verbose=verbose)
+def evaluate_seed(cfg: EvalConfig, seed: int, data: ImageSplits, scorer: SampleScorer, device: torch.device, force: bool = False,
+                  verbose: bool = True, compare_sources: bool = True) -> dict:
+    """The evaluation of one seed in its own folder, on `data`, the seed's own split (`load_dataset_for(seed_config(cfg, seed))`),
+    with `scorer`, the base folder's (`run_scorer`)."""
+    return evaluate_run(seed_config(cfg, seed), data, scorer, device=device, compare_sources=compare_sources, force=force,
+                        verbose=verbose)
 
 def load_evaluation_samples(run_dir: str | Path) -> dict[str, torch.Tensor]:
     "The decoded samples `evaluate_run` kept (the first 64 of draw 0 per variant; '<variant>/unigram': per-position-unigram samples)."

@@ -19,6 +19,7 @@ from fastcore.basics import patch_to
 from plotly.subplots import make_subplots
 
 from .core import declare_stage, STAGES, fingerprint, module_device
+from .data import ImageSplits
 from .vae import GRID, CELLS, SpatialVAE, encode_means
 from .geometry import ContextDecoder, LatentGraph, pullback_metric, refine
 from .codebook import Geometry, grid_to_vectors, run_geometry, split_latents, split_tokens
@@ -888,14 +889,12 @@ def geodesic_paths(vectors: torch.Tensor, metrics: RunMetrics, k: int) -> dict[s
     return {m: GraphGeodesicPath(LatentGraph(vectors, M, k=k, variance=metrics.variances.get(m))) for m, M in metrics.tensors.items()}
 
 # %% ../nbs/08_explore.ipynb #dd59ebf9
-def load_explore_inputs(cfg: FinetuneConfig, data=None, split: str = 'test', methods: list[str] | None = None, max_images: int = 500,
-                        device=None):
+def load_explore_inputs(cfg: FinetuneConfig, data: ImageSplits, split: str = 'test', methods: list[str] | None = None,
+                        max_images: int = 500, *, device: torch.device):
     "The run's VAE and the explorers' inputs (the first `max_images` of a split), from the run folder (stages run when missing)."
     if max_images < 1: raise ValueError(f"max_images must be at least 1; got {max_images}")
     from geovq_tutorial.vae import load_or_train_vae
-    from geovq_tutorial.data import load_dataset_for
     from geovq_tutorial.codebook import load_or_fit_codebook
-    data = data or load_dataset_for(cfg)
     x, y = (t[:max_images] for t in data.split(split))
     vae, _ = load_or_train_vae(cfg, data, device=device)
     books = {m: load_or_fit_codebook(cfg, vae, data, m) for m in (methods or cfg.methods)}
@@ -911,7 +910,8 @@ def load_projections(cfg: FinetuneConfig, vae: SpatialVAE, inputs: ExploreInputs
 # %% ../nbs/08_explore.ipynb #0201b831
 GEODESIC_METRICS = ('expected', 'uncertainty', 'in-context')
 
-def geodesic_path_for(cfg: FinetuneConfig, vae: SpatialVAE, inputs: ExploreInputs, metric: str = 'expected') -> GraphGeodesicPath:
+def geodesic_path_for(cfg: FinetuneConfig, vae: SpatialVAE, data: ImageSplits, inputs: ExploreInputs,
+                      metric: str = 'expected') -> GraphGeodesicPath:
     """Graph geodesics over the inputs' vectors under `metric` (one of `GEODESIC_METRICS`: the run's expected metric, its
     uncertainty-aware variant, or the old in-context metric) and the run's `knn` (seconds to build). For both run metrics at
     once, `load_run_metrics` and `geodesic_paths` compute the expected part only once."""
@@ -919,15 +919,13 @@ def geodesic_path_for(cfg: FinetuneConfig, vae: SpatialVAE, inputs: ExploreInput
     if metric not in GEODESIC_METRICS: raise ValueError(f"metric must be one of {GEODESIC_METRICS}; got {metric!r}")
     if metric == 'in-context': M, geometry = metric_tensors(vae, inputs.mu.to(module_device(vae))), None
     else:
-        geometry = run_geometry(cfg, vae, uncertainty=metric == 'uncertainty')
+        geometry = run_geometry(cfg, vae, data, uncertainty=metric == 'uncertainty')
         M = geometry.metric(vae, inputs.vectors)
     return GraphGeodesicPath(LatentGraph(inputs.vectors, M, k=cfg.knn, variance=geometry and geometry.precision))
 
-def load_run_metrics(cfg: FinetuneConfig, vae: SpatialVAE, inputs: ExploreInputs, data=None, split: str = 'test') -> RunMetrics:
+def load_run_metrics(cfg: FinetuneConfig, vae: SpatialVAE, inputs: ExploreInputs, data: ImageSplits, split: str = 'test') -> RunMetrics:
     """The run's two metrics on the inputs' vectors (the first images of `split`): its contexts and its precision network, the
     expected part read from the stage 'metric' (`split_latents`; measured only for vectors it does not hold)."""
-    from geovq_tutorial.data import load_dataset_for
-    data = data or load_dataset_for(cfg)
     grids, metric = split_latents(cfg, vae, data)
     n, stored = len(inputs.vectors), grid_to_vectors(grids[split])
     same = n <= len(stored) and torch.allclose(stored[:n], inputs.vectors, atol=1e-5)
@@ -935,13 +933,12 @@ def load_run_metrics(cfg: FinetuneConfig, vae: SpatialVAE, inputs: ExploreInputs
                           metric[split]['geodesic_distortion'][:n] if same else None)
 
 # %% ../nbs/08_explore.ipynb #5d908094
-def load_sample_sources(cfg: FinetuneConfig, vae: SpatialVAE, codebooks: Mapping, data=None, device=None) -> dict[str, SampleSource]:
+def load_sample_sources(cfg: FinetuneConfig, vae: SpatialVAE, codebooks: Mapping, data: ImageSplits,
+                        device: torch.device) -> dict[str, SampleSource]:
     """For each codebook: its Transformer prior and its decoder fine-tuned through it, from the run folder (trained when
     missing, under the same names as the prior and fine-tune chapters), as `SampleSource`s."""
-    from geovq_tutorial.data import load_dataset_for
     from geovq_tutorial.prior import load_or_train_prior, sample_tokens
     from geovq_tutorial.finetune import load_or_finetune_decoder
-    data = data or load_dataset_for(cfg)
     grids, metric = split_latents(cfg, vae, data)              # the run's stored metric tensors: nothing measured again
     out = {}
     for name, cb in codebooks.items():

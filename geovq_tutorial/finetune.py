@@ -17,7 +17,7 @@ from fastcore.basics import patch_to
 
 from .core import (setting, at_least, positive, non_negative, one_of, Trainer, STAGES, declare_stage, fingerprint,
                                  in_batches, module_device, setup_run, load_weights)
-from .data import ImageSplits, load_dataset_for
+from .data import ImageSplits
 from .vae import GRID, SpatialVAE, encode_means
 from .codebook import grid_to_vectors, code_usage
 from .prior import PriorConfig
@@ -160,13 +160,12 @@ def codebook_fingerprint(codebook) -> str:
     return fingerprint(check_codebook(codebook).name, torch.as_tensor(codebook.codewords))
 
 # %% ../nbs/06_finetune.ipynb #2db82275
-def load_or_finetune(cfg: FinetuneConfig, vae: SpatialVAE, codebook, data: ImageSplits | None = None, train_encoder: bool = False,
-                     force: bool = False, device: torch.device | None = None, key: str | None = None,
+def load_or_finetune(cfg: FinetuneConfig, vae: SpatialVAE, codebook, data: ImageSplits, train_encoder: bool = False,
+                     force: bool = False, *, device: torch.device, key: str | None = None,
                      tokens: dict | None = None) -> tuple[SpatialVAE, dict]:
     """The VAE fine-tuned through the frozen `codebook`: the stored one when made from exactly these inputs, else trained.
     `codebook=None`: the control, the decoder fine-tuned on mu (key `mu_control_decoder`)."""
     upstream = {'vae': vae, **({'codebooks': codebook_fingerprint(codebook)} if codebook is not None else {})}
-    device = device or setup_run(cfg)
     part = 'encoder_decoder' if train_encoder else 'decoder'
     default = f"{codebook.name}_K{codebook.K}_{cfg.codebook_source}_{part}" if codebook is not None else f"mu_control_{part}"
     args = {'name': key or default, 'part': part,
@@ -174,14 +173,14 @@ def load_or_finetune(cfg: FinetuneConfig, vae: SpatialVAE, codebook, data: Image
     stage = STAGES['finetune']
     def make():
         setup_run(cfg)
-        model, hist = finetune_through_vq(vae, codebook, data or load_dataset_for(cfg), cfg, train_encoder, device,
+        model, hist = finetune_through_vq(vae, codebook, data, cfg, train_encoder, device,
                                           checkpoint=stage.path(cfg, **args).with_suffix('.partial.safetensors'), tokens=tokens)
         return model.state_dict(), hist
     tensors, hist = stage.get(cfg, make, upstream, force=force, **args)
     return load_weights(copy.deepcopy(vae), tensors, 'stored fine-tune').to(device).eval(), hist
 
-def load_or_finetune_decoder(cfg: FinetuneConfig, vae: SpatialVAE, codebook, data: ImageSplits | None = None, force: bool = False,
-                             device: torch.device | None = None, key: str | None = None, tokens: dict | None = None) -> tuple[SpatialVAE, dict]:
+def load_or_finetune_decoder(cfg: FinetuneConfig, vae: SpatialVAE, codebook, data: ImageSplits, force: bool = False, *,
+                             device: torch.device, key: str | None = None, tokens: dict | None = None) -> tuple[SpatialVAE, dict]:
     "The decoder-only fine-tune (encoder and codebook frozen) of `vae` through `codebook`, loaded or trained (`tokens`: see `finetune_through_vq`)."
     return load_or_finetune(cfg, vae, codebook, data, train_encoder=False, force=force, device=device, key=key, tokens=tokens)
 
@@ -368,11 +367,9 @@ declare_stage('vqvae', ('dataset', 'val_fraction', 'test_fraction', 'photo_patch
                         'commitment', 'vqvae_epochs', 'batch_size', 'lr', 'seed', 'vqvae_quantizer'), key='vqvae_{vqvae_quantizer}',
               doc='the end-to-end VQ-VAE baseline (made from the images)', feeds=('prior',))   # its tokens get a prior too
 
-def load_or_train_vqvae(cfg: FinetuneConfig, data: ImageSplits | None = None, force: bool = False,
-                        device: torch.device | None = None) -> tuple[VQVAE, dict]:
+def load_or_train_vqvae(cfg: FinetuneConfig, data: ImageSplits, force: bool = False, *,
+                        device: torch.device) -> tuple[VQVAE, dict]:
     "The run's end-to-end VQ-VAE baseline (quantiser `cfg.vqvae_quantizer`): the stored one when made with these settings, else trained (resumably) and stored."
-    device = device or setup_run(cfg)
-    data = data or load_dataset_for(cfg)
     stage, key = STAGES['vqvae'], {'image_shape': list(data.image_shape)}
     new = lambda: make_vqvae(cfg, data.image_shape)
     def make():

@@ -536,7 +536,8 @@ def seed_part(cfg: RunConfig, seed: int, part: str) -> float | dict:
     seconds it took otherwise."""
     t0, c = time.perf_counter(), seed_config(cfg, seed)
     device, data = pick_device(c.device), load_dataset_for(c)
-    if part == 'evaluation': return evaluate_seed(cfg, seed, data, device=device, compare_sources=False)
+    if part == 'evaluation':    # scored by the base folder's scorer, on this seed's split
+        return evaluate_seed(cfg, seed, data, run_scorer(cfg, load_dataset_for(cfg), device), device, compare_sources=False)
     if part == 'scorer': run_scorer(c, data, device)
     elif part == 'vqvae': vqvae_models(c, data, device)
     else:

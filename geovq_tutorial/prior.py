@@ -279,10 +279,9 @@ def prior_for(cfg: PriorConfig, K: int) -> TransformerPrior:
     return TransformerPrior(K, cfg.prior_dim, cfg.prior_layers, cfg.prior_heads, cfg.prior_dropout)
 
 # %% ../nbs/05_prior.ipynb #77a0de4a
-def load_or_train_prior(cfg: PriorConfig, variant: str, train_tokens, val_tokens, K: int, force: bool = False,
-                        device: torch.device | None = None) -> tuple[TransformerPrior, dict]:
+def load_or_train_prior(cfg: PriorConfig, variant: str, train_tokens, val_tokens, K: int, force: bool = False, *,
+                        device: torch.device) -> tuple[TransformerPrior, dict]:
     "The prior of `variant`'s codes: the stored one when made with these settings and tokens, else trained (resumably) and stored."
-    device = device or setup_run(cfg)
     tr, va = check_tokens(train_tokens, K, 'train_tokens'), check_tokens(val_tokens, K, 'val_tokens')
     stage, key = STAGES['prior'], {'variant': variant, 'K': int(K), 'tokens': fingerprint(tr, va)}
     def make():

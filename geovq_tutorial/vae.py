@@ -10,7 +10,6 @@ import os
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 import torch.nn as nn
@@ -19,15 +18,15 @@ from fastcore.basics import patch_to
 
 from .core import (
     CheckpointError, Trainer, at_least, declare_stage, in_batches, load_json, load_weights, module_device, non_negative,
-    pick_device, positive, setting, setup_run)
+    positive, setting, setup_run)
 from .data import DataConfig, ImageSplits, load_dataset_for
 from .data import check_images as _check_pixels
 
 # %% auto #0
 __all__ = ['GRID', 'CELLS', 'LOGVAR_MAX', 'VAE_STAGE', 'CHAPTER_THREADS', 'VAEConfig', 'grid_downsamplings', 'SpatialVAE',
            'bound_logvar', 'ELBOTerms', 'elbo_terms', 'vae_loss', 'evaluate_vae', 'train_vae', 'vae_checkpoint',
-           'load_or_train_vae', 'load_vae', 'encode_means', 'tutorial_config', 'chapter_setup', 'channel_variance',
-           'active_channels']
+           'load_or_train_vae', 'load_vae', 'encode_means', 'tutorial_config', 'Run', 'chapter_setup',
+           'channel_variance', 'active_channels']
 
 # %% ../nbs/02_vae.ipynb #d62e294b
 @dataclass
@@ -171,11 +170,11 @@ def evaluate_vae(model: SpatialVAE, x: torch.Tensor, beta: float, batch_size: in
     return {**out, 'kl_per_cell': s[4:].reshape(GRID, GRID).tolist()}
 
 # %% ../nbs/02_vae.ipynb #9de89fa3
-def train_vae(model: SpatialVAE, data: ImageSplits, cfg: VAEConfig, device: torch.device | None = None,
+def train_vae(model: SpatialVAE, data: ImageSplits, cfg: VAEConfig, device: torch.device,
               checkpoint: str | Path | None = None, tag: dict | None = None) -> dict:
     "Train `model` on `data.train` with the ELBO, keep the best validation model; return the history (resumes from `checkpoint`)."
     for split in ('train', 'val'): model.check_images(getattr(data, split), f'{data.name} {split} images')
-    model.to(device or pick_device(cfg.device))
+    model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps = cfg.epochs * math.ceil(len(data.train) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
@@ -202,11 +201,9 @@ def vae_checkpoint(cfg: VAEConfig) -> Path | None:
 def _vae_from(tensors: dict, image_shape, cfg: VAEConfig, device, what: str) -> SpatialVAE:
     return load_weights(SpatialVAE(tuple(image_shape), cfg.latent_dim, cfg.hidden), tensors, what).to(device).eval()
 
-def load_or_train_vae(cfg: VAEConfig, data: ImageSplits | None = None, force: bool = False,
-                      device: torch.device | None = None) -> tuple[SpatialVAE, dict]:
+def load_or_train_vae(cfg: VAEConfig, data: ImageSplits, force: bool = False, *,
+                      device: torch.device) -> tuple[SpatialVAE, dict]:
     "The run's VAE and its history: the stored one when its settings match, else trained (resuming an interrupted run) and saved."
-    device = device or setup_run(cfg)
-    data = data or load_dataset_for(cfg)      # a bad dataset is refused before anything is written
     def make():
         setup_run(cfg)       # re-seed right before training: the result does not depend on what ran before
         model, checkpoint = SpatialVAE(data.image_shape, cfg.latent_dim, cfg.hidden), vae_checkpoint(cfg)
@@ -221,7 +218,7 @@ def load_vae(cfg: VAEConfig, image_shape, device: torch.device | str = 'cpu') ->
     found = VAE_STAGE.find(cfg)
     if found is None:
         raise CheckpointError(f"{VAE_STAGE.path(cfg)} does not exist or is damaged: train it with "
-                              f"`geovq train-vae --run-dir {cfg.run_dir}` (in Python: load_or_train_vae(cfg))")
+                              f"`geovq train-vae --run-dir {cfg.run_dir}` (in Python: load_or_train_vae(cfg, load_dataset_for(cfg), device=setup_run(cfg)))")
     return _vae_from(found[0], image_shape, cfg, device, str(VAE_STAGE.path(cfg)))
 
 @torch.no_grad()
@@ -244,13 +241,22 @@ def tutorial_config(cls=VAEConfig, run_dir: str | None = None, **changes):
     stored = load_json(Path(run_dir) / 'config.json') if (Path(run_dir) / 'config.json').is_file() else {}
     return cls(**{**{k: v for k, v in stored.items() if k in names}, 'threads': CHAPTER_THREADS, 'run_dir': run_dir, **changes})
 
-def chapter_setup(cls=VAEConfig, **changes) -> SimpleNamespace:
+@dataclass
+class Run:
+    """The run a chapter reads, opened once: its settings (`cfg`, from the run's `config.json`), the `device`, the `data` split
+    and the run's VAE. Later chapters hand `run.data` and `run.device` to every stage function, which looks up neither again."""
+    cfg: VAEConfig
+    device: torch.device
+    data: ImageSplits
+    vae: SpatialVAE
+    vae_history: dict
+
+def chapter_setup(cls=VAEConfig, **changes) -> Run:
     "A chapter's start: its configuration (`tutorial_config`), the device, the data and the run's VAE (trained if missing, then loaded)."
     cfg = tutorial_config(cls, **changes)
     device = setup_run(cfg)
     data = load_dataset_for(cfg)
-    vae, vae_history = load_or_train_vae(cfg, data, device=device)
-    return SimpleNamespace(cfg=cfg, device=device, data=data, vae=vae, vae_history=vae_history)
+    return Run(cfg, device, data, *load_or_train_vae(cfg, data, device=device))
 
 # %% ../nbs/02_vae.ipynb #b677b8cf
 def channel_variance(mu: torch.Tensor) -> torch.Tensor:

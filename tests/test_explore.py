@@ -12,7 +12,7 @@ import torch
 from plotly.callbacks import Points
 
 from geovq_tutorial.codebook import fit_codebook
-from geovq_tutorial.core import STAGES, StageError
+from geovq_tutorial.core import STAGES, StageError, setup_run
 from geovq_tutorial.data import ImageSplits
 from geovq_tutorial.explore import (MAX_WIDTH, CodebookAssignmentExplorer, GraphGeodesicPath, LatentManifoldExplorer, PathExplorer,
                                     Projection, SampleExplorer, SampleSource, cell_patches, explorer_interactions,
@@ -242,7 +242,7 @@ def test_sample_sources_from_a_run_folder(tmp_path, tiny):
                        [str(i) for i in range(5)])
     cfg = FinetuneConfig(run_dir=str(tmp_path), prior_epochs=1, finetune_epochs=1, prior_dim=16, prior_heads=2, prior_layers=1,
                     threads=1, progress=False, device='cpu')
-    src = load_sample_sources(cfg, vae, books, data)
+    src = load_sample_sources(cfg, vae, books, data, device=setup_run(cfg))
     assert set(src) == {'kmeans', 'kmedoids'} and set(src['kmeans'].decoders) == {'before fine-tune', 'after fine-tune'}
     stored = sorted(p.name for folder in ('prior', 'finetune') for p in (tmp_path / folder).glob('*.safetensors'))
     assert len(stored) == 4, stored                            # two priors, two fine-tuned VAEs (beside the run's metric stage)
@@ -252,7 +252,7 @@ def test_sample_sources_from_a_run_folder(tmp_path, tiny):
     assert torch.allclose(src['kmedoids'].decoders['before fine-tune'](z), vae.decode(z))
     assert not torch.allclose(src['kmedoids'].decoders['after fine-tune'](z), vae.decode(z))
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob('*.safetensors')}
-    load_sample_sources(cfg, vae, books, data)                 # the second time everything is loaded
+    load_sample_sources(cfg, vae, books, data, device=setup_run(cfg))                 # the second time everything is loaded
     assert stamps == {p: p.stat().st_mtime_ns for p in tmp_path.rglob('*.safetensors')}
 
 

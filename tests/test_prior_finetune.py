@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from geovq_tutorial.core import Trainer, StageError, ConfigError
+from geovq_tutorial.core import Trainer, StageError, ConfigError, setup_run
 from geovq_tutorial.data import ImageSplits
 from geovq_tutorial.vae import SpatialVAE, encode_means
 from geovq_tutorial.codebook import make_codebook, grid_to_vectors
@@ -202,8 +202,8 @@ def test_prior_stage_reuses_and_refuses(tmp_path):
     assert (tmp_path / 'prior' / 'cu_K8_mu_seed0.safetensors').exists()
     with pytest.raises(StageError, match='tokens') as e: load_or_train_prior(cfg, 'cu', seqs[:199], seqs[200:], 8, device=CPU)
     assert '--force prior' in str(e.value)
-    with pytest.raises(StageError, match='prior_dim'): load_or_train_prior(cfg.replace(prior_dim=32), 'cu', seqs[:200], seqs[200:], 8)
-    with pytest.raises(ValueError, match='prior key'): load_or_train_prior(cfg, '../x', seqs[:200], seqs[200:], 8)
+    with pytest.raises(StageError, match='prior_dim'): load_or_train_prior(cfg.replace(prior_dim=32), 'cu', seqs[:200], seqs[200:], 8, device=setup_run(cfg))
+    with pytest.raises(ValueError, match='prior key'): load_or_train_prior(cfg, '../x', seqs[:200], seqs[200:], 8, device=setup_run(cfg))
     p3, h3 = load_or_train_prior(cfg, 'cu', seqs[:150], seqs[200:], 8, device=CPU, force=True)      # forced: retrained
     load_or_train_prior(cfg, 'cu', seqs[:150], seqs[200:], 8, device=CPU)                            # and now reused
     load_or_train_prior(cfg.replace(codebook_source='z'), 'cu', seqs[:200], seqs[200:], 8, device=CPU)   # z: its own file
@@ -333,12 +333,12 @@ def test_finetune_stage_reuses_and_refuses(tiny, tmp_path):
     assert path.exists() and path.with_suffix('.json').exists()
     other = make_codebook('kmeans', 6, seed=1).fit(grid_to_vectors(encode_means(vae, data.train)))
     with pytest.raises(StageError, match='codebooks'): load_or_finetune_decoder(cfg, vae, other, data, device=CPU)
-    with pytest.raises(StageError, match='finetune_epochs'): load_or_finetune_decoder(cfg.replace(finetune_epochs=5), vae, cb, data)
+    with pytest.raises(StageError, match='finetune_epochs'): load_or_finetune_decoder(cfg.replace(finetune_epochs=5), vae, cb, data, device=setup_run(cfg))
     j, hj = load_or_finetune(cfg, vae, cb, data, train_encoder=True, device=CPU)
     assert (tmp_path / 'finetune' / 'kmeans_K6_mu_encoder_decoder.safetensors').exists() and hj['train_encoder']
-    with pytest.raises(StageError, match='commitment'): load_or_finetune(cfg.replace(commitment=1.), vae, cb, data, train_encoder=True)
+    with pytest.raises(StageError, match='commitment'): load_or_finetune(cfg.replace(commitment=1.), vae, cb, data, train_encoder=True, device=setup_run(cfg))
     load_or_finetune_decoder(cfg.replace(commitment=1.), vae, cb, data, device=CPU)     # the decoder-only fine-tune ignores beta
-    with pytest.raises(TypeError, match='not a codebook'): load_or_finetune_decoder(cfg, vae, 'kmeans', data)
+    with pytest.raises(TypeError, match='not a codebook'): load_or_finetune_decoder(cfg, vae, 'kmeans', data, device=setup_run(cfg))
 
 
 # ---------------------------------------------------------------- the VQ-VAE
@@ -421,7 +421,7 @@ def test_the_mu_control_fine_tunes_the_decoder_without_a_quantiser(tiny, tmp_pat
     assert quantized_mse(ctl, None, data.val) == pytest.approx(min(h['val']), abs=1e-7) and min(h['val']) <= h['val'][0]
     assert h['val'][0] == pytest.approx(quantized_mse(vae, None, data.val), abs=1e-7)     # epoch 0 is the untouched VAE
     assert all(torch.equal(a, b) for a, b in zip(ctl.encoder.state_dict().values(), vae.encoder.state_dict().values()))
-    with pytest.raises(ValueError, match='decoder only'): load_or_finetune(cfg, vae, None, data, train_encoder=True)
+    with pytest.raises(ValueError, match='decoder only'): load_or_finetune(cfg, vae, None, data, train_encoder=True, device=setup_run(cfg))
 
 
 def test_vqvae_plugs_into_the_post_hoc_helpers():

@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from geovq_tutorial.core import CheckpointError, StageError, Trainer
+from geovq_tutorial.core import CheckpointError, StageError, Trainer, pick_device, setup_run
 from geovq_tutorial.data import DatasetError, ImageSplits, check_images, load_dataset, write_fake_mnist
 from geovq_tutorial.vae import (CELLS, GRID, VAE_STAGE, VAEConfig, SpatialVAE, load_or_train_vae, load_vae, train_vae,
                                 tutorial_config, chapter_setup)
@@ -37,13 +37,13 @@ def test_images_in_0_255_are_refused_with_the_fix(small):
         check_images(small.train * 255)
     bytes_like = dataclasses.replace(small, train=small.train * 255)
     with pytest.raises(ValueError, match='divide by 255'):
-        train_vae(SpatialVAE((1, 8, 8), 4, 8), bytes_like, VAEConfig(epochs=1, progress=False))
+        train_vae(SpatialVAE((1, 8, 8), 4, 8), bytes_like, VAEConfig(epochs=1, progress=False), device=pick_device(VAEConfig(epochs=1, progress=False).device))
 
 
 def test_a_nan_pixel_is_a_data_problem_not_the_learning_rate(small):
     train = small.train.clone(); train[3, 0, 2, 2] = float('nan')
     with pytest.raises(ValueError, match='NaN') as e:
-        train_vae(SpatialVAE((1, 8, 8), 4, 8), dataclasses.replace(small, train=train), VAEConfig(epochs=1, progress=False))
+        train_vae(SpatialVAE((1, 8, 8), 4, 8), dataclasses.replace(small, train=train), VAEConfig(epochs=1, progress=False), device=pick_device(VAEConfig(epochs=1, progress=False).device))
     assert 'learning rate' not in str(e.value) and 'data problem' in str(e.value)
     assert '\n' not in str(e.value)
 
@@ -87,7 +87,7 @@ def test_cells_is_grid_squared():
 
 def test_interrupted_vae_training_resumes_to_the_uninterrupted_result(tmp_path, small, monkeypatch):
     torch.set_num_threads(1)
-    full, full_hist = load_or_train_vae(tiny_cfg(tmp_path / 'full'), small)
+    full, full_hist = load_or_train_vae(tiny_cfg(tmp_path / 'full'), small, device=setup_run(tiny_cfg(tmp_path / 'full')))
     cfg = tiny_cfg(tmp_path / 'cut')
     record, calls = Trainer.record, []
     def record_then_interrupt(self, *a, **k):
@@ -95,11 +95,11 @@ def test_interrupted_vae_training_resumes_to_the_uninterrupted_result(tmp_path, 
         return record(self, *a, **k)
     monkeypatch.setattr(Trainer, 'record', record_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        load_or_train_vae(cfg, small)
+        load_or_train_vae(cfg, small, device=setup_run(cfg))
     partial = VAE_STAGE.path(cfg).with_suffix('.partial.safetensors')
     assert partial.exists() and not VAE_STAGE.path(cfg).exists()
     monkeypatch.setattr(Trainer, 'record', record)
-    resumed, hist = load_or_train_vae(cfg, small)
+    resumed, hist = load_or_train_vae(cfg, small, device=setup_run(cfg))
     assert same_weights(resumed, full)
     assert hist['epoch'] == full_hist['epoch'] and hist['val'] == full_hist['val'] and hist['test'] == full_hist['test']
     assert not partial.exists() and not partial.with_suffix('.json').exists()
@@ -112,18 +112,18 @@ def test_partial_checkpoint_of_other_settings_is_not_resumed(tmp_path, small, mo
         if self.epoch == 2: raise KeyboardInterrupt
         return record(self, *a, **k)
     monkeypatch.setattr(Trainer, 'record', interrupt)
-    with pytest.raises(KeyboardInterrupt): load_or_train_vae(cfg.replace(lr=1e-3), small)
+    with pytest.raises(KeyboardInterrupt): load_or_train_vae(cfg.replace(lr=1e-3), small, device=setup_run(cfg))
     monkeypatch.setattr(Trainer, 'record', record)
-    model, hist = load_or_train_vae(cfg, small)          # other lr: starts afresh, equal to a clean run
-    clean, _ = load_or_train_vae(tiny_cfg(tmp_path / 'clean'), small)
+    model, hist = load_or_train_vae(cfg, small, device=setup_run(cfg))          # other lr: starts afresh, equal to a clean run
+    clean, _ = load_or_train_vae(tiny_cfg(tmp_path / 'clean'), small, device=setup_run(tiny_cfg(tmp_path / 'clean')))
     assert same_weights(model, clean)
 
 
 def test_stored_vae_of_other_settings_is_refused_with_the_command(tmp_path, small):
     cfg = tiny_cfg(tmp_path, epochs=2)
-    load_or_train_vae(cfg, small)
+    load_or_train_vae(cfg, small, device=setup_run(cfg))
     with pytest.raises(StageError, match=r'hidden: stored 8, now 16.*geovq run --force vae'):
-        load_or_train_vae(cfg.replace(hidden=16), small)
+        load_or_train_vae(cfg.replace(hidden=16), small, device=setup_run(cfg))
     with pytest.raises(StageError, match='hidden'):
         load_vae(cfg.replace(hidden=16), small.image_shape)
 
