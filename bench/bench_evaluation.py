@@ -27,9 +27,11 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = """import sys, torch
 torch.set_num_threads(1)
 from geovq_tutorial.pipeline import load_run
+from geovq_tutorial.core import setup_run
+from geovq_tutorial.data import load_dataset_for
 from geovq_tutorial.evaluate import evaluate_run
 cfg = load_run(sys.argv[1]).replace(run_dir=sys.argv[1], eval_seeds=str(load_run(sys.argv[1]).seed), threads=1)
-evaluate_run(cfg, force=True, compare_sources=False, verbose=False)
+evaluate_run(cfg, load_dataset_for(cfg), device=setup_run(cfg), force=True, compare_sources=False, verbose=False)
 """
 
 

@@ -137,10 +137,13 @@ import torch; torch.set_num_threads(1)
 from geovq_tutorial.vae import tutorial_config
 from geovq_tutorial.finetune import FinetuneConfig
 from geovq_tutorial import explore as E
+from geovq_tutorial.core import setup_run
+from geovq_tutorial.data import load_dataset_for
 cfg = tutorial_config(FinetuneConfig, threads=1, progress=False)
-vae, inputs = E.load_explore_inputs(cfg)
+device, data = setup_run(cfg), load_dataset_for(cfg)
+vae, inputs = E.load_explore_inputs(cfg, data, device=device)
 E.load_projections(cfg, vae, inputs)
-E.load_sample_sources(cfg, vae, inputs.codebooks)
+E.load_sample_sources(cfg, vae, inputs.codebooks, data, device)
 """
 
 def _warm_run_folder(env: dict, log: Path):
