@@ -251,6 +251,10 @@ class Run:
     vae: SpatialVAE
     vae_history: dict
 
+    def __repr__(self):      # one line (the folder's name, not the machine's path), not the tensors of the data and the VAE
+        return (f"Run of {Path(self.cfg.run_dir).name!r}: seed {self.cfg.seed} on {self.device}; {self.data.name}: {len(self.data.train)} "
+                f"training, {len(self.data.val)} validation and {len(self.data.test)} test images; a VAE of {self.cfg.latent_dim} channels")
+
 def chapter_setup(cls=VAEConfig, **changes) -> Run:
     "A chapter's start: its configuration (`tutorial_config`), the device, the data and the run's VAE (trained if missing, then loaded)."
     cfg = tutorial_config(cls, **changes)
