@@ -162,3 +162,22 @@ def test_nbdev_hooks_keep_a_clone_clean(repo, tmp_path, monkeypatch):
     changed = git('status', '--porcelain')
     assert changed == '', (f'saving through the nbdev hook changed {changed.split()[1::2]}: the committed notebooks must be '
                            'what nbdev_clean writes (run nbdev_clean), and the hook must be on (settings.ini: jupyter_hooks)')
+
+
+def test_stage_functions_take_data_and_device_from_their_caller():
+    """What a stage function uses is handed to it (CONTRIBUTING.md): no `data = data or load_dataset_for(cfg)`, no
+    `device = device or setup_run(cfg)` anywhere in the library (a model's own device, `module_device`, may stand in), and no
+    default for the data or device of a stage function."""
+    import importlib, inspect, re
+    modules = [importlib.import_module(f'geovq_tutorial.{m}')
+               for m in ('vae', 'codebook', 'prior', 'finetune', 'evaluate', 'explore', 'pipeline', 'cli')]
+    fallback = re.compile(r'.*\b(data|device)\s+or\s+(setup_run|load_dataset_for|pick_device)\(.*')
+    fallbacks = [(m.__name__, f.group(0).strip()) for m in modules for f in fallback.finditer(Path(m.__file__).read_text())]
+    assert not fallbacks, fallbacks
+    stage = re.compile(r'(load_or_|evaluate_(run|seeds?)$|run_(scorer|geometry)$|training_metric$|train_vae$)')
+    stage_functions = [f for m in modules for name, f in vars(m).items()
+                       if inspect.isfunction(f) and f.__module__ == m.__name__ and stage.match(name)]
+    assert len(stage_functions) >= 15, [f.__name__ for f in stage_functions]
+    defaults = [(f.__name__, p.name) for f in stage_functions for p in inspect.signature(f).parameters.values()
+                if p.name in ('data', 'device') and p.default is not inspect.Parameter.empty]
+    assert not defaults, f'stage functions that would look these up themselves: {defaults}'
