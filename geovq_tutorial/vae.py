@@ -218,7 +218,8 @@ def load_vae(cfg: VAEConfig, image_shape, device: torch.device | str = 'cpu') ->
     found = VAE_STAGE.find(cfg)
     if found is None:
         raise CheckpointError(f"{VAE_STAGE.path(cfg)} does not exist or is damaged: train it with "
-                              f"`geovq train-vae --run-dir {cfg.run_dir}` (in Python: load_or_train_vae(cfg, load_dataset_for(cfg), device=setup_run(cfg)))")
+                              f"`geovq train-vae --run-dir {cfg.run_dir}` (in Python: "
+                              "load_or_train_vae(cfg, load_dataset_for(cfg), device=setup_run(cfg)))")
     return _vae_from(found[0], image_shape, cfg, device, str(VAE_STAGE.path(cfg)))
 
 @torch.no_grad()
@@ -252,8 +253,9 @@ class Run:
     vae_history: dict
 
     def __repr__(self):      # one line (the folder's name, not the machine's path), not the tensors of the data and the VAE
-        return (f"Run of {Path(self.cfg.run_dir).name!r}: seed {self.cfg.seed} on {self.device}; {self.data.name}: {len(self.data.train)} "
-                f"training, {len(self.data.val)} validation and {len(self.data.test)} test images; a VAE of {self.cfg.latent_dim} channels")
+        d = self.data
+        return (f"Run of {Path(self.cfg.run_dir).name!r}: seed {self.cfg.seed} on {self.device}; {d.name}: {len(d.train)} training, "
+                f"{len(d.val)} validation and {len(d.test)} test images; a VAE of {self.cfg.latent_dim} channels")
 
 def chapter_setup(cls=VAEConfig, **changes) -> Run:
     "A chapter's start: its configuration (`tutorial_config`), the device, the data and the run's VAE (trained if missing, then loaded)."

@@ -202,7 +202,8 @@ def test_prior_stage_reuses_and_refuses(tmp_path):
     assert (tmp_path / 'prior' / 'cu_K8_mu_seed0.safetensors').exists()
     with pytest.raises(StageError, match='tokens') as e: load_or_train_prior(cfg, 'cu', seqs[:199], seqs[200:], 8, device=CPU)
     assert '--force prior' in str(e.value)
-    with pytest.raises(StageError, match='prior_dim'): load_or_train_prior(cfg.replace(prior_dim=32), 'cu', seqs[:200], seqs[200:], 8, device=setup_run(cfg))
+    with pytest.raises(StageError, match='prior_dim'):
+        load_or_train_prior(cfg.replace(prior_dim=32), 'cu', seqs[:200], seqs[200:], 8, device=setup_run(cfg))
     with pytest.raises(ValueError, match='prior key'): load_or_train_prior(cfg, '../x', seqs[:200], seqs[200:], 8, device=setup_run(cfg))
     p3, h3 = load_or_train_prior(cfg, 'cu', seqs[:150], seqs[200:], 8, device=CPU, force=True)      # forced: retrained
     load_or_train_prior(cfg, 'cu', seqs[:150], seqs[200:], 8, device=CPU)                            # and now reused
@@ -333,10 +334,12 @@ def test_finetune_stage_reuses_and_refuses(tiny, tmp_path):
     assert path.exists() and path.with_suffix('.json').exists()
     other = make_codebook('kmeans', 6, seed=1).fit(grid_to_vectors(encode_means(vae, data.train)))
     with pytest.raises(StageError, match='codebooks'): load_or_finetune_decoder(cfg, vae, other, data, device=CPU)
-    with pytest.raises(StageError, match='finetune_epochs'): load_or_finetune_decoder(cfg.replace(finetune_epochs=5), vae, cb, data, device=setup_run(cfg))
+    with pytest.raises(StageError, match='finetune_epochs'):
+        load_or_finetune_decoder(cfg.replace(finetune_epochs=5), vae, cb, data, device=setup_run(cfg))
     j, hj = load_or_finetune(cfg, vae, cb, data, train_encoder=True, device=CPU)
     assert (tmp_path / 'finetune' / 'kmeans_K6_mu_encoder_decoder.safetensors').exists() and hj['train_encoder']
-    with pytest.raises(StageError, match='commitment'): load_or_finetune(cfg.replace(commitment=1.), vae, cb, data, train_encoder=True, device=setup_run(cfg))
+    with pytest.raises(StageError, match='commitment'):
+        load_or_finetune(cfg.replace(commitment=1.), vae, cb, data, train_encoder=True, device=setup_run(cfg))
     load_or_finetune_decoder(cfg.replace(commitment=1.), vae, cb, data, device=CPU)     # the decoder-only fine-tune ignores beta
     with pytest.raises(TypeError, match='not a codebook'): load_or_finetune_decoder(cfg, vae, 'kmeans', data, device=setup_run(cfg))
 
