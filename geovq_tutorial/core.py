@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import copy
+import ctypes
 import dataclasses
 import hashlib
 import io
@@ -30,9 +31,10 @@ from fastcore.basics import patch_to
 __all__ = ['STAGES', 'BOOK_COLOURS', 'ConfigError', 'setting', 'at_least', 'positive', 'non_negative', 'one_of', 'Config',
            'umask_mode', 'atomic_path', 'save_json', 'load_json', 'CheckpointError', 'save_checkpoint', 'as_os_error',
            'read_meta', 'load_checkpoint', 'load_weights', 'fingerprint', 'StageError', 'Stage', 'declare_stage',
-           'differences', 'stage_lock', 'stage_order', 'downstream_of', 'seed_everything', 'pick_device', 'set_threads',
-           'setup_run', 'module_device', 'batches', 'in_batches', 'progress', 'palette_png', 'book_figures', 'Trainer',
-           'flatten_state', 'unflatten_state', 'spread_places', 'mean_spread', 'format_table', 'config_sections']
+           'differences', 'stage_lock', 'stage_order', 'downstream_of', 'seed_everything', 'pick_device',
+           'keep_freed_memory', 'set_threads', 'setup_run', 'module_device', 'batches', 'in_batches', 'progress',
+           'palette_png', 'book_figures', 'Trainer', 'flatten_state', 'unflatten_state', 'spread_places', 'mean_spread',
+           'format_table', 'config_sections']
 
 # %% ../nbs/00_core.ipynb #1e17c96e
 class ConfigError(ValueError):
@@ -408,6 +410,15 @@ def pick_device(preference: str = 'auto') -> torch.device:
         raise ConfigError(f"device={preference!r}: only {torch.cuda.device_count()} CUDA device(s) are visible")
     return dev
 
+# %% ../nbs/00_core.ipynb #5f47a85f
+def keep_freed_memory(limit: int = 2**30) -> bool:
+    """Let glibc's allocator keep up to `limit` bytes of freed memory for the next allocation (blocks below `limit` come from its
+    heap, and it returns free memory to the system only past `limit`); True where it applied, False where nothing changed."""
+    try: mallopt = ctypes.CDLL(None).mallopt          # the C library this process already uses: glibc, musl, macOS's, ...
+    except (OSError, TypeError, AttributeError): return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3           # glibc's <malloc.h>
+    return bool(mallopt(M_MMAP_THRESHOLD, limit)) and bool(mallopt(M_TRIM_THRESHOLD, limit))
+
 # %% ../nbs/00_core.ipynb #cae65a38
 def set_threads(n: int) -> int:
     "Set torch's CPU thread count (0 keeps the default); return the count in effect."
@@ -415,8 +426,8 @@ def set_threads(n: int) -> int:
     return torch.get_num_threads()
 
 def setup_run(cfg) -> torch.device:
-    "Seed, set threads and pick the device for `cfg`; the one call a stage starts with."
-    seed_everything(cfg.seed); set_threads(cfg.threads)
+    "Seed, set threads, keep freed memory and pick the device for `cfg`; the one call a stage starts with."
+    seed_everything(cfg.seed); set_threads(cfg.threads); keep_freed_memory()
     return pick_device(cfg.device)
 
 def module_device(model: torch.nn.Module) -> torch.device:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .core import (STAGES, ConfigError, StageError, CheckpointError, stage_order, downstream_of, setup_run,
+from .core import (STAGES, ConfigError, StageError, CheckpointError, stage_order, downstream_of, setup_run, keep_freed_memory,
                                  save_json, load_json, read_meta, atomic_path, format_table,
                                  pick_device, setting, at_least)
 from .data import load_dataset_for, show_images
@@ -473,8 +473,8 @@ def watch_parent(parent: int, every: float = 0.5):
     threading.Thread(target=watch, daemon=True, name='watch-parent').start()
 
 def start_worker(threads: int, parent: int):
-    "A worker's start: `threads` torch threads, Ctrl-C left to the parent (which ends its workers), the parent watched."
-    torch.set_num_threads(threads); signal.signal(signal.SIGINT, signal.SIG_IGN); watch_parent(parent)
+    "A worker's start: `threads` torch threads, freed memory kept, Ctrl-C left to the parent (which ends its workers), the parent watched."
+    torch.set_num_threads(threads); keep_freed_memory(); signal.signal(signal.SIGINT, signal.SIG_IGN); watch_parent(parent)
 
 # %% ../nbs/09_pipeline.ipynb #2bc6308b
 class WorkerDied(RuntimeError):
