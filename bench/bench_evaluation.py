@@ -31,7 +31,9 @@ from geovq_tutorial.core import setup_run
 from geovq_tutorial.data import load_dataset_for
 from geovq_tutorial.evaluate import evaluate_run
 cfg = load_run(sys.argv[1]).replace(run_dir=sys.argv[1], eval_seeds=str(load_run(sys.argv[1]).seed), threads=1)
-evaluate_run(cfg, load_dataset_for(cfg), device=setup_run(cfg), force=True, compare_sources=False, verbose=False)
+try: from geovq_tutorial.pipeline import SeedModels          # a seed's models, handed to evaluate_run (since 2026-12-07)
+except ImportError: evaluate_run(cfg, load_dataset_for(cfg), device=setup_run(cfg), force=True, compare_sources=False, verbose=False)
+else: evaluate_run(SeedModels(cfg, load_dataset_for(cfg), setup_run(cfg)), force=True, compare_sources=False, verbose=False)
 """
 
 

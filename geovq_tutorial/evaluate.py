@@ -10,7 +10,6 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -19,17 +18,14 @@ import torch.nn.functional as F
 from fastcore.basics import patch_to
 
 from .core import (Config, setting, at_least, declare_stage, STAGES, StageError, ConfigError, CheckpointError, Trainer,
-                                 setup_run, seed_everything, module_device, in_batches, load_checkpoint, load_weights,
+                                 seed_everything, module_device, in_batches, load_checkpoint, load_weights,
                                  fingerprint, format_table, spread_places)
-from .data import ImageSplits, load_dataset_for, check_images
-from .vae import SpatialVAE, CELLS, grid_downsamplings, load_or_train_vae, encode_means, active_channels
-from .geometry import pullback_metric
-from .codebook import (CODEBOOKS, METRICS, code_usage, grid_to_vectors, load_or_fit_codebook, training_metric,
-                                     evaluate_codebook, psnr_from_mse, REFERENCE_OF, load_or_fit_precision,
-                                     run_geometry, run_references, METRIC_STAGE, reference_metrics, reference_edges, split_latents,
-                                     split_metric, split_tokens)
-from .prior import load_or_train_prior, token_nll, baseline_nlls, sample_tokens, sample_per_position, tokens_to_images
-from .finetune import FinetuneConfig, load_or_finetune_decoder, load_or_train_vqvae, encode_tokens
+from .data import ImageSplits, check_images
+from .vae import SpatialVAE, grid_downsamplings, active_channels
+from .codebook import (CODEBOOKS, METRICS, code_usage, grid_to_vectors, load_or_fit_codebook, evaluate_codebook,
+                                     psnr_from_mse, run_references, reference_metrics, reference_edges)
+from .prior import token_nll, baseline_nlls, sample_tokens, sample_per_position, tokens_to_images
+from .finetune import FinetuneConfig
 
 # %% auto #0
 __all__ = ['FEATURE_SPACES', 'VARIANT_LABELS', 'TABLE_COLUMNS', 'HIGHER_IS_BETTER', 'NO_BETTER', 'COMPARE_KEYS', 'MEASURE_WORDS',
@@ -41,10 +37,9 @@ __all__ = ['FEATURE_SPACES', 'VARIANT_LABELS', 'TABLE_COLUMNS', 'HIGHER_IS_BETTE
            'detectable_difference', 'paired_difference', 'verdict', 'seeds_to_decide', 'draw_spreads', 'draws_for',
            'comparison_pairs', 'compare_variants', 'space_disagreements', 'round_interval', 'question_rows',
            'question_table', 'decision_sign', 'question_phrase', 'conclusions', 'check_targets', 'decode_latents',
-           'seed_config', 'method_models', 'vqvae_models', 'load_run_models', 'draw_generator', 'score_codebook',
-           'score_vae_and_vqvae', 'source_rows', 'other_source_rows', 'source_models', 'evaluation_upstream',
-           'run_scorer', 'check_sample_size', 'score_run', 'in_table_order', 'evaluate_run', 'evaluate_seeds',
-           'evaluate_seed', 'load_evaluation_samples']
+           'seed_config', 'draw_generator', 'score_codebook', 'score_vae_and_vqvae', 'source_rows', 'other_source_rows',
+           'evaluation_upstream', 'run_scorer', 'check_sample_size', 'score_run', 'in_table_order', 'evaluate_run',
+           'load_evaluation_samples']
 
 # %% ../nbs/07_evaluate.ipynb #62575a25
 @dataclass
@@ -652,33 +647,6 @@ def _jsonable(obj):
     if isinstance(obj, float) and not math.isfinite(obj): return None
     return obj
 
-# %% ../nbs/07_evaluate.ipynb #575af879
-def method_models(cfg: EvalConfig, m: str, vae: SpatialVAE, data: ImageSplits, grids: dict, metric: dict, device) -> tuple:
-    "Codebook method `m`'s models of the run (stored ones loaded, missing ones made): (codebook, its tokens, prior, fine-tuned VAE)."
-    book = load_or_fit_codebook(cfg, vae, data, m, train=(grids['train'], metric['train']) if cfg.codebook_source == 'mu' else None)
-    tokens = split_tokens(cfg, book, grids, metric)
-    prior, _ = load_or_train_prior(cfg, m, tokens['train'], tokens['val'], cfg.codebook_k, device=device)
-    tuned, _ = load_or_finetune_decoder(cfg, vae, book, data, device=device, tokens=tokens)
-    return book, tokens, prior, tuned
-
-def vqvae_models(cfg: EvalConfig, data: ImageSplits, device) -> tuple:
-    "The end-to-end VQ-VAE of the run, its tokens of every split and its prior (stored ones loaded, missing ones trained)."
-    vq, _ = load_or_train_vqvae(cfg, data, device=device)
-    tokens = {s: encode_tokens(vq.vae, vq, data.split(s)[0]) for s in ('train', 'val', 'test')}
-    prior, _ = load_or_train_prior(cfg, 'vqvae', tokens['train'], tokens['val'], cfg.codebook_k, device=device)
-    return vq, tokens, prior
-
-def load_run_models(cfg: EvalConfig, data: ImageSplits, device: torch.device) -> SimpleNamespace:
-    "Every model of the run in `cfg.run_dir` (stored ones loaded, missing ones trained) and the tokens they give."
-    vae, _ = load_or_train_vae(cfg, data, device=device)
-    grids, metric = split_latents(cfg, vae, data)
-    books, tokens, priors, tuned = {}, {}, {}, {}
-    for m in cfg.methods: books[m], tokens[m], priors[m], tuned[m] = method_models(cfg, m, vae, data, grids, metric, device)
-    control, _ = load_or_finetune_decoder(cfg, vae, None, data, device=device)     # the control: fine-tuned on mu
-    vq, tokens['vqvae'], priors['vqvae'] = vqvae_models(cfg, data, device)
-    return SimpleNamespace(vae=vae, grids=grids, metric=metric, codebooks=books, tokens=tokens, priors=priors, tuned=tuned,
-                           control=control, vqvae=vq)
-
 # %% ../nbs/07_evaluate.ipynb #63169163
 def draw_generator(cfg: EvalConfig, d: int) -> torch.Generator:
     "The random generator of sample draw d of the seed `cfg.seed` (the same for every variant of the seed)."
@@ -757,15 +725,6 @@ def other_source_rows(cfg: EvalConfig, models, data: ImageSplits, reference, met
                                                models.vae, data.test, reference, g['test'], mt['test'])
             for m in (cfg.methods if methods is None else methods)}
 
-def source_models(cfg: EvalConfig, data: ImageSplits, device: torch.device, methods=None) -> SimpleNamespace:
-    """What `source_rows` reads of one seed's run (loaded where stored): the VAE, every split's means and metric tensors, and
-    the codebooks of `methods` (default `cfg.methods`): a light `load_run_models`, without priors, decoders or tokens."""
-    vae, _ = load_or_train_vae(cfg, data, device=device)
-    grids, metric = split_latents(cfg, vae, data)
-    train = (grids['train'], metric['train']) if cfg.codebook_source == 'mu' else None
-    books = {m: load_or_fit_codebook(cfg, vae, data, m, train=train) for m in (cfg.methods if methods is None else methods)}
-    return SimpleNamespace(vae=vae, grids=grids, metric=metric, codebooks=books)
-
 # %% ../nbs/07_evaluate.ipynb #252982c4
 declare_stage('evaluation', ('dataset', 'val_fraction', 'test_fraction', 'photo_patches', 'seed', 'codebook_k', 'codebook_methods',
                              'codebook_source', 'knn', 'n_samples', 'n_draws', 'temperature', 'top_k', 'feature_spaces', 'max_reference'),
@@ -825,13 +784,13 @@ def in_table_order(result: dict) -> dict:
     "The evaluation `result` with its variants in the table's order (a sidecar read back from JSON has them sorted by name)."
     return {**result, 'variants': dict(sorted(result['variants'].items(), key=lambda kv: _variant_order(kv[0])))}
 
-def evaluate_run(cfg: EvalConfig, data: ImageSplits, scorer: SampleScorer | None = None, *, device: torch.device,
-                 compare_sources: bool = True, force: bool = False, verbose: bool = True) -> dict:
-    """Every metric of every variant for the seed and run folder of `cfg`, on the test split (names in `METRICS`): the stage
-    'evaluation', reused when stored with the same settings and models; a stored result with the mu-versus-z comparison also
-    serves `compare_sources=False`. Made or loaded, its variants come in the table's order."""
-    scorer, t0 = scorer or run_scorer(cfg, data, device), time.perf_counter()
-    models = load_run_models(cfg, data, device)
+def evaluate_run(models, scorer: SampleScorer | None = None, *, compare_sources: bool = True, force: bool = False,
+                 verbose: bool = True) -> dict:
+    """Every metric of every variant of one seed's `models` (`SeedModels`: its configuration, split, device and models), on
+    the test split (names in `METRICS`): the stage 'evaluation', reused when stored with the same settings and models; a
+    stored result with the mu-versus-z comparison also serves `compare_sources=False`. Its variants come in the table's order."""
+    cfg, data, t0 = models.cfg, models.data, time.perf_counter()
+    scorer = scorer or run_scorer(cfg, data, models.device)
     stage, upstream, loaded = STAGES['evaluation'], evaluation_upstream(models, scorer), time.perf_counter() - t0
     if not compare_sources and not force:
         with contextlib.suppress(StageError):
@@ -850,23 +809,6 @@ def evaluate_run(cfg: EvalConfig, data: ImageSplits, scorer: SampleScorer | None
     return in_table_order(stage.get(cfg, make, upstream, force=force, compare_sources=compare_sources)[1])
 
 # %% ../nbs/07_evaluate.ipynb #4422b88b
-def evaluate_seeds(cfg: EvalConfig, data: ImageSplits, seeds: list[int] | None = None, *,
-                   device: torch.device, force: bool = False, verbose: bool = True,
-                   compare_sources: bool = True) -> list[dict]:
-    """`evaluate_run` for every seed (default `cfg.seeds`), each in its own run folder (`seed_config`) on its own split, all
-    scored with the one scorer of the base run folder (`run_scorer`). `compare_sources=False` skips the mu-versus-z codebooks."""
-    scorer = run_scorer(cfg, data, device)
-    return [evaluate_seed(cfg, s, data if s == cfg.seed else load_dataset_for(seed_config(cfg, s)), scorer, device, force, verbose,
-                          compare_sources)
-            for s in (cfg.seeds if seeds is None else seeds)]
-
-def evaluate_seed(cfg: EvalConfig, seed: int, data: ImageSplits, scorer: SampleScorer, device: torch.device, force: bool = False,
-                  verbose: bool = True, compare_sources: bool = True) -> dict:
-    """The evaluation of one seed in its own folder, on `data`, the seed's own split (`load_dataset_for(seed_config(cfg, seed))`),
-    with `scorer`, the base folder's (`run_scorer`)."""
-    return evaluate_run(seed_config(cfg, seed), data, scorer, device=device, compare_sources=compare_sources, force=force,
-                        verbose=verbose)
-
 def load_evaluation_samples(run_dir: str | Path) -> dict[str, torch.Tensor]:
     "The decoded samples `evaluate_run` kept (the first 64 of draw 0 per variant; '<variant>/unigram': per-position-unigram samples)."
     path = STAGES['evaluation'].path(Config(run_dir=str(run_dir)))

@@ -14,6 +14,8 @@ import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor, wait, FIRST_COMPLETED
 from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Iterable, Mapping
+from functools import cached_property
 from importlib import import_module
 from typing import Callable
 import html
@@ -30,17 +32,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from fastcore.basics import patch_to
 
 from .core import (STAGES, ConfigError, StageError, CheckpointError, stage_order, downstream_of, setup_run, keep_freed_memory,
                                  save_json, load_json, read_meta, atomic_path, format_table,
                                  pick_device, setting, at_least)
-from .data import load_dataset_for, show_images
-from .vae import load_or_train_vae, encode_means
-from .codebook import METRICS
-from .prior import tokens_to_images
-from .finetune import load_or_finetune_decoder
-from .codebook import split_latents
-from .evaluate import (EvalConfig, evaluate_seed, run_scorer, check_sample_size, method_models, vqvae_models, load_run_models, seed_config, results_table, check_targets, TABLE_COLUMNS,
+from .data import ImageSplits, load_dataset_for, show_images
+from .vae import Run, SpatialVAE, load_or_train_vae, encode_means
+from .codebook import METRICS, load_or_fit_codebook, split_latents, split_tokens
+from .prior import load_or_train_prior, tokens_to_images
+from .finetune import load_or_finetune_decoder, load_or_train_vqvae, encode_tokens
+from .evaluate import (EvalConfig, evaluate_run, run_scorer, check_sample_size, seed_config, results_table, check_targets, TABLE_COLUMNS,
                                      VARIANT_LABELS, load_evaluation_samples, compare_variants,
                                      space_disagreements, t_interval, decode_latents, HIGHER_IS_BETTER, decision_sign, question_phrase)
 
@@ -48,13 +50,14 @@ _explore = importlib.import_module('geovq_tutorial.explore')   # declares the 'p
 
 # %% auto #0
 __all__ = ['WRITE_ERRORS', 'VERDICT_QUESTIONS', 'VERDICT_METRICS', 'VERDICT_SUBJECTS', 'BAR_METRICS', 'RunConfig', 'stage_table',
-           'seed_folders', 'read_config', 'cannot_write', 'check_run_dir', 'run_conflicts', 'refuse_conflicts',
-           'damaged_artifacts', 'clear_stale', 'check_run', 'begin_run', 'stored_evaluation', 'collect_metrics',
-           'results_text', 'in_verdict', 'difference_text', 'verdict_lines', 'verdict_paragraph', 'comparisons_table',
-           'measure_bars', 'reconstructions', 'image_rows', 'labelled_rows', 'lines_html', 'report_html', 'report_text',
-           'report_images', 'write_report', 'load_run', 'Job', 'spawnable', 'job_order', 'critical_paths', 'ready_jobs',
-           'watch_parent', 'start_worker', 'WorkerDied', 'stop_workers', 'sigterm_as_interrupt', 'job_result',
-           'run_jobs', 'seed_part', 'pipeline_jobs', 'run_workers', 'run_lock', 'run_pipeline']
+           'seed_folders', 'LazyMap', 'SeedModels', 'read_config', 'cannot_write', 'check_run_dir', 'run_conflicts',
+           'refuse_conflicts', 'damaged_artifacts', 'clear_stale', 'check_run', 'begin_run', 'stored_evaluation',
+           'collect_metrics', 'results_text', 'in_verdict', 'difference_text', 'verdict_lines', 'verdict_paragraph',
+           'comparisons_table', 'measure_bars', 'reconstructions', 'image_rows', 'labelled_rows', 'lines_html',
+           'report_html', 'report_text', 'report_images', 'write_report', 'load_run', 'Job', 'spawnable', 'job_order',
+           'critical_paths', 'ready_jobs', 'watch_parent', 'start_worker', 'WorkerDied', 'stop_workers',
+           'sigterm_as_interrupt', 'job_result', 'run_jobs', 'seed_part', 'pipeline_jobs', 'run_workers', 'run_lock',
+           'run_pipeline']
 
 # %% ../nbs/09_pipeline.ipynb #dae76c90
 @dataclass
@@ -76,6 +79,75 @@ def stage_table(how: str = 'text') -> str:
 def seed_folders(cfg: RunConfig) -> list[RunConfig]:
     "The configuration of every folder of a run: the base folder (`cfg.seed`) and `seed<s>/` for the other seeds."
     return [cfg] + [seed_config(cfg, s) for s in cfg.seeds if s != cfg.seed]
+
+# %% ../nbs/09_pipeline.ipynb #eda4c59c
+class LazyMap(Mapping):
+    "A read-only mapping over `keys` whose value for a key `make(key)` makes on first access; then it is kept."
+    def __init__(self, keys: Iterable, make: Callable):
+        self._keys, self._make, self._made = tuple(keys), make, {}
+    def __getitem__(self, key):
+        if key not in self._keys: raise KeyError(f"{key!r}: there are {', '.join(map(repr, self._keys))}")
+        if key not in self._made: self._made[key] = self._make(key)
+        return self._made[key]
+    def __iter__(self): return iter(self._keys)
+    def __len__(self): return len(self._keys)
+    def __repr__(self): return f"LazyMap({', '.join(repr(k) + ('' if k in self._made else ' (not made)') for k in self._keys)})"
+
+# %% ../nbs/09_pipeline.ipynb #7fbe76d3
+class SeedModels:
+    """Every model of one seed's run folder, for `cfg` (the seed's configuration, `seed_config`), its split `data` and `device`:
+    each loaded from its stage on first access (made there only if missing), then kept. By codebook method, and 'vqvae'."""
+    def __init__(self, cfg: EvalConfig, data: ImageSplits, device: torch.device):
+        self.cfg, self.data, self.device = cfg, data, device
+        self.codebooks, self.tuned = LazyMap(cfg.methods, self._codebook), LazyMap(cfg.methods, self._tuned)
+        self.tokens, self.priors = LazyMap([*cfg.methods, 'vqvae'], self._tokens), LazyMap([*cfg.methods, 'vqvae'], self._prior)
+
+    @cached_property
+    def vae(self) -> SpatialVAE: return load_or_train_vae(self.cfg, self.data, device=self.device)[0]
+    @cached_property
+    def latents(self) -> tuple[dict, dict]: return split_latents(self.cfg, self.vae, self.data)   # (grids, metric) of every split
+    grids = property(lambda self: self.latents[0], doc="encoder means [N, D, 4, 4] of every split")
+    metric = property(lambda self: self.latents[1], doc="{measure: metric tensors [N*16, D, D]} of every split")
+    @cached_property
+    def control(self) -> SpatialVAE: return load_or_finetune_decoder(self.cfg, self.vae, None, self.data, device=self.device)[0]
+    @cached_property
+    def vqvae(self): return load_or_train_vqvae(self.cfg, self.data, device=self.device)[0]
+
+    def _codebook(self, m: str):
+        train = (self.grids['train'], self.metric['train']) if self.cfg.codebook_source == 'mu' else None
+        return load_or_fit_codebook(self.cfg, self.vae, self.data, m, train=train)
+    def _tokens(self, m: str) -> dict:
+        if m == 'vqvae': return {s: encode_tokens(self.vqvae.vae, self.vqvae, self.data.split(s)[0]) for s in ('train', 'val', 'test')}
+        return split_tokens(self.cfg, self.codebooks[m], self.grids, self.metric)
+    def _prior(self, m: str):
+        t = self.tokens[m]
+        return load_or_train_prior(self.cfg, m, t['train'], t['val'], self.cfg.codebook_k, device=self.device)[0]
+    def _tuned(self, m: str) -> SpatialVAE:
+        return load_or_finetune_decoder(self.cfg, self.vae, self.codebooks[m], self.data, device=self.device, tokens=self.tokens[m])[0]
+
+    def __repr__(self):
+        held = [k for k in ('vae', 'latents', 'control', 'vqvae') if k in self.__dict__]
+        held += [f'{n}[{k!r}]' for n in ('codebooks', 'tokens', 'priors', 'tuned') for k in getattr(self, n)._made]
+        return f"SeedModels of seed {self.cfg.seed} in {Path(self.cfg.run_dir).name!r}; loaded: {', '.join(held) or 'nothing yet'}"
+
+# %% ../nbs/09_pipeline.ipynb #3523a1c6
+@patch_to(Run)
+def models(self, seed: int | None = None) -> SeedModels:
+    """Lazy access to every stored stage of one seed of this run (default: the run's own seed): its configuration, its split
+    and its models (`SeedModels`), opened once per seed. Refuses a seed the run does not have (it would train one)."""
+    if not all(hasattr(self.cfg, a) for a in ('methods', 'seeds', 'finetune_epochs')):   # an EvalConfig's, wherever defined
+        raise TypeError(f"a run opened with {type(self.cfg).__name__} lacks the settings of its codebooks, priors and decoders; "
+                        "open it with chapter_setup(EvalConfig) or chapter_setup(RunConfig)")
+    seed = self.cfg.seed if seed is None else int(seed)
+    if seed not in self.cfg.seeds:
+        raise ValueError(f"seed {seed} is not a seed of {self.cfg.run_dir} (its seeds: {self.cfg.eval_seeds}); `geovq run "
+                         f"--eval-seeds {self.cfg.eval_seeds},{seed}` adds it")
+    opened = self.__dict__.setdefault('_seed_models', {})
+    if seed not in opened:
+        cfg = seed_config(self.cfg, seed)
+        opened[seed] = SeedModels(cfg, self.data if seed == self.cfg.seed else load_dataset_for(cfg), self.device)
+        if seed == self.cfg.seed: opened[seed].vae = self.vae          # already loaded by chapter_setup
+    return opened[seed]
 
 # %% ../nbs/09_pipeline.ipynb #1accbae3
 def _json_kind(v) -> str:
@@ -324,7 +396,7 @@ def reconstructions(cfg: RunConfig, n: int = 12) -> dict[str, torch.Tensor]:
     missing = [s for s in ('vae', 'codebooks', 'finetune', 'vqvae') if not _artifacts(STAGES[s], cfg.run_dir)]
     if missing: raise FileNotFoundError(f"{cfg.run_dir} has no stored {', '.join(missing)}")
     data = load_dataset_for(cfg)
-    ms, x = load_run_models(cfg, data, pick_device(cfg.device)), data.test[:n]   # the models and test tokens the evaluation scored
+    ms, x = SeedModels(cfg, data, pick_device(cfg.device)), data.test[:n]   # the models and test tokens the evaluation scored
     mu = encode_means(ms.vae, x)
     out = {'real': x, 'vae': decode_latents(ms.vae, mu), 'vae+ft': decode_latents(ms.control, mu)}
     for m in cfg.methods:
@@ -536,15 +608,14 @@ def seed_part(cfg: RunConfig, seed: int, part: str) -> float | dict:
     seconds it took otherwise."""
     t0, c = time.perf_counter(), seed_config(cfg, seed)
     device, data = pick_device(c.device), load_dataset_for(c)
+    models = SeedModels(c, data, device)
     if part == 'evaluation':    # scored by the base folder's scorer, on this seed's split
-        return evaluate_seed(cfg, seed, data, run_scorer(cfg, load_dataset_for(cfg), device), device, compare_sources=False)
+        return evaluate_run(models, run_scorer(cfg, load_dataset_for(cfg), device), compare_sources=False)
     if part == 'scorer': run_scorer(c, data, device)
-    elif part == 'vqvae': vqvae_models(c, data, device)
-    else:
-        vae, _ = load_or_train_vae(c, data, device=device)
-        if part == 'vae': split_latents(c, vae, data)     # makes the metric and precision stages the codebook jobs read
-        elif part == 'control': load_or_finetune_decoder(c, vae, None, data, device=device)
-        else: method_models(c, part, vae, data, *split_latents(c, vae, data), device)
+    elif part == 'vae': models.latents                # the VAE, and the metric and precision stages the codebook jobs read
+    elif part == 'control': models.control
+    elif part == 'vqvae': models.priors['vqvae']      # the VQ-VAE, its tokens and its prior
+    else: models.priors[part], models.tuned[part]     # a codebook method: its codebook, tokens, prior and fine-tuned decoder
     return time.perf_counter() - t0
 
 # %% ../nbs/09_pipeline.ipynb #2dfa1bd2

@@ -223,15 +223,17 @@ def test_evaluate_run_end_to_end_small(tmp_path):
     "The whole evaluation on a shrunken problem: every variant, documented keys, reuse of the saved result."
     from geovq_tutorial.data import load_dataset
     from geovq_tutorial.evaluate import evaluate_run, load_evaluation_samples
+    from geovq_tutorial.pipeline import SeedModels
     d = load_dataset('digits')
     small = ImageSplits('digits', d.train[:200], d.val[:40], d.test[:40], d.train_labels[:200], d.val_labels[:40],
                         d.test_labels[:40], d.classes)
     cfg = EvalConfig(run_dir=str(tmp_path), epochs=5, classifier_epochs=3, prior_epochs=2, finetune_epochs=1, vqvae_epochs=3,
                     n_samples=40, n_draws=2, feature_ae_epochs=2, codebook_k=8, codebook_methods='kmeans,geodesic',
                     geodesic_subsample=500, progress=False)
-    plain = evaluate_run(cfg, small, device=torch.device('cpu'), compare_sources=False, verbose=False)   # as geovq run stores it
+    models = lambda c=cfg: SeedModels(c, small, torch.device('cpu'))   # a seed's models, loaded (or made) when first read
+    plain = evaluate_run(models(), compare_sources=False, verbose=False)   # as geovq run stores it
     assert plain['source_variants'] == {}
-    res = evaluate_run(cfg, small, device=torch.device('cpu'), verbose=False)     # adds the mu-versus-z rows, keeps the rest
+    res = evaluate_run(models(), verbose=False)     # adds the mu-versus-z rows, keeps the rest
     assert res['variants'] == plain['variants']
     assert res['settings'] == STAGES['evaluation'].settings(cfg, dict(res['settings']['upstream']), compare_sources=True)
     assert list(res['variants']) == ['vae', 'vae+ft', 'kmeans', 'kmeans+ft', 'geodesic', 'geodesic+ft', 'vqvae']
@@ -247,13 +249,13 @@ def test_evaluate_run_end_to_end_small(tmp_path):
     assert abs(g['prior_gain'] - (g['per_position_nll'] - g['prior_nll'])) < 1e-9
     assert abs(g['fd_ratio'] - g['fd'] / g['unigram_fd']) < 1e-9
     assert (tmp_path / 'evaluation.json').exists() and (tmp_path / 'evaluation.safetensors').exists()
-    assert evaluate_run(cfg, small, device=torch.device('cpu')) == res          # reused, not recomputed
-    assert evaluate_run(cfg, small, device=torch.device('cpu'), compare_sources=False) == res   # the fuller result serves
+    assert evaluate_run(models()) == res          # reused, not recomputed
+    assert evaluate_run(models(), compare_sources=False) == res   # the fuller result serves
     assert res['settings']['compare_sources'] is True and res['settings']['codebook_k'] == 8
     assert set(res['settings']['upstream']) == {'vae', 'codebooks', 'prior', 'finetune', 'vqvae', 'classifier', 'feature_ae'}
     assert res['variants']['kmeans']['draws']['fd'] != res['variants']['kmeans']['draws']['fd'][::-1]   # the draws differ
     assert load_evaluation_samples(tmp_path)['vqvae'].shape == (40, 1, 8, 8)
-    with pytest.raises(StageError, match='temperature'): evaluate_run(cfg.replace(temperature=0.5), small, device=torch.device('cpu'))
+    with pytest.raises(StageError, match='temperature'): evaluate_run(models(cfg.replace(temperature=0.5)))
     (tmp_path / 'evaluation.json').write_text('{broken')                       # a damaged sidecar: made again
-    assert evaluate_run(cfg, small, device=torch.device('cpu'), verbose=False)['variants'].keys() == res['variants'].keys()
+    assert evaluate_run(models(), verbose=False)['variants'].keys() == res['variants'].keys()
     with pytest.raises(CheckpointError, match='evaluate_run'): load_evaluation_samples(tmp_path / 'nowhere')
