@@ -29,9 +29,9 @@ __all__ = ['CODEBOOKS', 'DATA_FIELDS', 'PRECISION_STAGE', 'METRIC_STAGE', 'CODEB
            'kmedoids_init', 'kmedoids', 'subsample_indices', 'EuclideanKMedoidsCodebook', 'GeodesicCodebook',
            'UncertainGeodesicCodebook', 'make_codebook', 'codebook_params', 'training_grids', 'Geometry',
            'fit_codebook', 'load_or_fit_precision', 'run_geometry', 'measured_indices', 'nearest_metric',
-           'training_metric', 'load_or_fit_codebook', 'psnr_from_mse', 'GeodesicReference', 'reference_metrics',
-           'reference_edges', 'evaluate_codebook', 'run_references', 'compare_codebooks', 'split_latents',
-           'split_metric', 'codebook_tokens', 'split_tokens', 'summarize', 'codebook_stage']
+           'training_metric', 'load_or_fit_codebook', 'psnr_from_mse', 'GeodesicReference', 'reused_decoder_metric',
+           'reference_metrics', 'reference_edges', 'evaluate_codebook', 'run_references', 'compare_codebooks',
+           'split_latents', 'split_metric', 'codebook_tokens', 'split_tokens', 'summarize', 'codebook_stage']
 
 # %% ../nbs/04_codebook.ipynb #86096d83
 @dataclass
@@ -740,13 +740,25 @@ def nearest(self, v: torch.Tensor, v_metric: torch.Tensor, codewords: torch.Tens
     return torch.as_tensor(src[nbr[np.arange(len(v)), best]] - N, dtype=torch.long), tot[np.arange(len(v)), best]
 
 # %% ../nbs/04_codebook.ipynb #732fb9e8
-def reference_metrics(refs: dict, vae: SpatialVAE, vectors: torch.Tensor) -> dict[str, torch.Tensor]:
-    "{measure: metric tensors [n, D, D]} of `vectors` under each reference's geometry, the decoder's part once per set of contexts."
+def reused_decoder_metric(geometry: Geometry, vae: SpatialVAE, vectors: torch.Tensor, known: tuple | None = None) -> torch.Tensor:
+    """E_c[J^T J] [n, D, D] of `vectors` [n, D] under `geometry`. `known`: (vectors [m, D], their decoder part [m, D, D] under
+    the same contexts); a vector found among them (bit for bit) takes its row, and only the others are measured."""
+    if known is None: return geometry.decoder_metric(vae, vectors)
+    rows = {v.numpy().tobytes(): i for i, v in enumerate(known[0].cpu())}
+    found = [rows.get(v.numpy().tobytes()) for v in vectors.cpu()]
+    out = torch.empty(len(vectors), vectors.shape[1], vectors.shape[1], dtype=known[1].dtype)
+    if new := [i for i, f in enumerate(found) if f is None]: out[new] = geometry.decoder_metric(vae, vectors[new]).to(out.dtype)
+    if have := [i for i, f in enumerate(found) if f is not None]: out[have] = known[1][[found[i] for i in have]]
+    return out
+
+def reference_metrics(refs: dict, vae: SpatialVAE, vectors: torch.Tensor, known: tuple | None = None) -> dict[str, torch.Tensor]:
+    """{measure: metric tensors [n, D, D]} of `vectors` under each reference's geometry, the decoder's part once per set of
+    contexts (`reused_decoder_metric`; `known`: vectors and decoder parts under the references' contexts, e.g. the run's measured ones)."""
     parts, out = [], {}
     for k, r in refs.items():
         g = r.geometry
         M = next((M for h, M in parts if h.same_contexts(g)), None)
-        if M is None: parts.append((g, M := g.decoder_metric(vae, vectors)))
+        if M is None: parts.append((g, M := reused_decoder_metric(g, vae, vectors, known)))
         out[k] = g.metric(vae, vectors, decoder_part=M)
     return out
 

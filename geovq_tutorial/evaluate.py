@@ -23,7 +23,7 @@ from .core import (Config, setting, at_least, declare_stage, STAGES, StageError,
 from .data import ImageSplits, check_images
 from .vae import SpatialVAE, grid_downsamplings, active_channels
 from .codebook import (CODEBOOKS, METRICS, code_usage, grid_to_vectors, load_or_fit_codebook, evaluate_codebook,
-                                     psnr_from_mse, run_references, reference_metrics, reference_edges)
+                                     psnr_from_mse, run_references, reference_metrics, reference_edges, measured_indices)
 from .prior import token_nll, baseline_nlls, sample_tokens, sample_per_position, tokens_to_images
 from .finetune import FinetuneConfig
 
@@ -37,9 +37,9 @@ __all__ = ['FEATURE_SPACES', 'VARIANT_LABELS', 'TABLE_COLUMNS', 'HIGHER_IS_BETTE
            'detectable_difference', 'paired_difference', 'verdict', 'seeds_to_decide', 'draw_spreads', 'draws_for',
            'comparison_pairs', 'compare_variants', 'space_disagreements', 'round_interval', 'question_rows',
            'question_table', 'decision_sign', 'question_phrase', 'conclusions', 'check_targets', 'decode_latents',
-           'seed_config', 'draw_generator', 'score_codebook', 'score_vae_and_vqvae', 'source_rows', 'other_source_rows',
-           'evaluation_upstream', 'run_scorer', 'check_sample_size', 'score_run', 'in_table_order', 'evaluate_run',
-           'load_evaluation_samples']
+           'seed_config', 'draw_generator', 'measured_training', 'score_codebook', 'score_vae_and_vqvae', 'source_rows',
+           'other_source_rows', 'evaluation_upstream', 'run_scorer', 'check_sample_size', 'score_run', 'in_table_order',
+           'evaluate_run', 'load_evaluation_samples']
 
 # %% ../nbs/07_evaluate.ipynb #62575a25
 @dataclass
@@ -256,8 +256,9 @@ def _knn_radii(a: torch.Tensor, k: int) -> torch.Tensor:
     d = torch.cdist(a, a)
     return d.kthvalue(k + 1, dim=1).values      # the 0-th neighbour is the point itself
 
-def precision_recall(real, fake, k: int = 3) -> dict:
-    "Precision and recall of `fake` features against `real` features with k-NN balls (Kynkäänniemi et al. 2019)."
+def precision_recall(real, fake, k: int = 3, real_radii: torch.Tensor | None = None) -> dict:
+    """Precision and recall of `fake` features against `real` features with k-NN balls (Kynkäänniemi et al. 2019);
+    `real_radii`: the real balls' radii (`_knn_radii(real, k)`), for a caller that scores many sets against one real set."""
     if not (isinstance(k, int) and k >= 1): raise ValueError(f"k must be a positive integer; got {k!r}")
     r = torch.from_numpy(_as_features(real, 'real features'))
     f = torch.from_numpy(_as_features(fake, 'generated features'))
@@ -265,7 +266,7 @@ def precision_recall(real, fake, k: int = 3) -> dict:
     if min(len(r), len(f)) <= k:
         raise ValueError(f"precision/recall with k={k} needs more than k points in each set; got {len(r)} real, {len(f)} generated")
     d = torch.cdist(f, r)                                         # [n_fake, n_real]
-    precision = (d <= _knn_radii(r, k)[None, :]).any(1).double().mean().item()
+    precision = (d <= (_knn_radii(r, k) if real_radii is None else real_radii)[None, :]).any(1).double().mean().item()
     recall = (d.T <= _knn_radii(f, k)[None, :]).any(1).double().mean().item()
     return {'precision': precision, 'recall': recall}
 
@@ -312,10 +313,11 @@ class SampleScorer:
 @patch_to(SampleScorer)
 def _compare(self, d: int, feats: dict) -> dict:
     "FD, precision and recall in every space of features `feats` against draw d's reference (names prefixed per space)."
-    out = {}
+    out, radii = {}, self.__dict__.setdefault('_radii', {})     # the reference's k-NN radii: once per draw and space
     for s, f in feats.items():
         ref, p = self.real[s][self.partitions[d][1]], space_prefix(s)
-        out.update({f'{p}fd': frechet_distance(f, ref), **{f'{p}{k}': v for k, v in precision_recall(ref, f, self.k).items()}})
+        if (d, s) not in radii: radii[d, s] = _knn_radii(torch.from_numpy(_as_features(ref, 'real features')), self.k)
+        out.update({f'{p}fd': frechet_distance(f, ref), **{f'{p}{k}': v for k, v in precision_recall(ref, f, self.k, radii[d, s]).items()}})
     return out
 
 @patch_to(SampleScorer)
@@ -670,17 +672,26 @@ def _sample_columns(scorer: SampleScorer, decoder: SpatialVAE, codebook, sampled
               for k, v in ((f'{p}unigram_fd', u[f'{p}fd']), (f'{p}fd_ratio', s[f'{p}fd'] / u[f'{p}fd']))}
     return {**s, **ratios}, imgs
 
+# %% ../nbs/07_evaluate.ipynb #d6e6e633
+def measured_training(cfg: EvalConfig, models) -> tuple[torch.Tensor, torch.Tensor]:
+    "The training vectors [m, D] whose expected metric the run measured (not borrowed from a neighbour) and those tensors [m, D, D]."
+    M = models.metric['train']['geodesic_distortion']
+    at = measured_indices(cfg, len(M))
+    return grid_to_vectors(models.grids['train'])[at], M[at]
+
 # %% ../nbs/07_evaluate.ipynb #17ef6f73
 def score_codebook(cfg: EvalConfig, m: str, models, x: torch.Tensor, scorer: SampleScorer, reference, vae_recon,
-                   edges: dict | None = None) -> tuple[dict, dict, dict]:
-    "The variants `m` and `m+ft` (metrics), their decoded samples, and the codebook chapter's fair row of `m` (`edges`: `reference_edges`)."
+                   edges: dict | None = None, known: tuple | None = None) -> tuple[dict, dict, dict]:
+    """The variants `m` and `m+ft` (metrics), their decoded samples, and the codebook chapter's fair row of `m` (`edges`:
+    `reference_edges`; `known`: `measured_training`, whose metric tensors a medoid codebook's codewords take)."""
     vae, cb, tokens = models.vae, models.codebooks[m], models.tokens[m]
     edges = edges or reference_edges(reference, grid_to_vectors(models.grids['test']), models.metric['test'])
-    same = dict(codeword_metric=reference_metrics(reference, vae, cb.codewords), edges=edges)     # shared by the three rows
+    same = dict(codeword_metric=reference_metrics(reference, vae, cb.codewords, known), edges=edges)     # shared by the three rows
     fair = evaluate_codebook(cb, vae, x, reference, models.grids['test'], models.metric['test'], **same)
     shared = {**code_usage(tokens['test'], cb.K), **{k: fair[k] for k in ('latent_distortion', 'geodesic_distortion', 'geodesic_distortion_unc')}}
     for rule in ('euclidean', 'geodesic'):      # every codebook under both assignment rules: where codewords sit vs how vectors are assigned
-        r = evaluate_codebook(cb, vae, x, reference, models.grids['test'], models.metric['test'], assign=rule, **same)
+        r = fair if rule == fair['assign'] else evaluate_codebook(cb, vae, x, reference, models.grids['test'], models.metric['test'],
+                                                                  assign=rule, **same)      # its own rule: the fair row itself
         shared.update({f'{k}_by_{rule}': r[k] for k in ('mse', 'geodesic_distortion', 'geodesic_distortion_unc')})
     prior_cols, sampled, unigram = _prior_columns(models.priors[m], tokens, cb.K, cfg.n_samples, cfg)
     variants, samples = {}, {f'{m}/unigram': tokens_to_images(vae, cb, unigram)}
@@ -766,8 +777,9 @@ def score_run(cfg: EvalConfig, data: ImageSplits, models, scorer: SampleScorer, 
     reference = run_references(cfg, models.vae, data)           # both yardsticks: expected and uncertainty-aware metric
     vae_recon, sources = decode_latents(models.vae, models.grids['test']), {}
     edges = reference_edges(reference, grid_to_vectors(models.grids['test']), models.metric['test'])   # once for every codebook
+    known = measured_training(cfg, models)
     for m in cfg.methods:
-        v, smp, sources[f'{m}[{cfg.codebook_source}]'] = score_codebook(cfg, m, models, x, scorer, reference, vae_recon, edges)
+        v, smp, sources[f'{m}[{cfg.codebook_source}]'] = score_codebook(cfg, m, models, x, scorer, reference, vae_recon, edges, known)
         variants.update(v); samples.update(smp)
         say(f"  seed {cfg.seed}: {m} scored ({time.perf_counter() - t0:.1f} s)")
     if compare_sources: sources.update(other_source_rows(cfg, models, data, reference))
