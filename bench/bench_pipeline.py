@@ -10,7 +10,8 @@ so that "today's set of variants" is timed on both sides.
 
 Each repeat runs the baseline (the package as of git REF, checked out into a temporary worktree and imported from there by
 this same Python) and the current code (this working tree, or the git REF given as --current), alternately, each into a fresh run folder, so that machine noise hits both alike.
-Reported: every wall time, each run's job seconds (the line `geovq run` prints), the medians and their ratio. Writes bench/results/pipeline.json.
+Reported: every wall time, each run's job seconds (the line `geovq run` prints), the medians and their ratio, and whether
+both arms made the same numbers (`metrics.json`'s table, comparisons and per-seed values, compared exactly). Writes bench/results/pipeline.json.
 """
 import argparse
 import json
@@ -41,6 +42,13 @@ def timed_run(src: Path, run_dir: Path, extra) -> tuple[float, str]:
     return wall, next((l.strip() for l in proc.stdout.splitlines() if 'job seconds:' in l), '')
 
 
+def run_numbers(run_dir: Path) -> dict:
+    "What a run computed (`metrics.json`'s table and comparisons, and per seed what is not a time or a path)."
+    m = json.loads((run_dir / 'metrics.json').read_text())
+    per_seed = [{k: v for k, v in r.items() if k not in ('seconds', 'timings', 'run_dir')} for r in m['per_seed']]
+    return {'table': m['table'], 'comparisons': m['comparisons'], 'per_seed': per_seed}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--baseline', default='ba39352', help='git ref of the code to compare with (default: ba39352)')
@@ -54,13 +62,14 @@ def main():
     srcs = {'baseline': tmp / 'baseline', 'current': tmp / 'current' if args.current else ROOT}
     for arm, ref in (('baseline', args.baseline), ('current', args.current)):
         if ref: subprocess.run(['git', 'worktree', 'add', '--detach', str(srcs[arm]), ref], cwd=ROOT, check=True, capture_output=True)
-    times, jobs = {'baseline': [], 'current': []}, {'baseline': [], 'current': []}
+    times, jobs, numbers = {'baseline': [], 'current': []}, {'baseline': [], 'current': []}, {}
     try:
         for r in range(args.repeats):
             for arm, src in srcs.items():
                 extra = [*args.extra, *(args.current_extra.split() if arm == 'current' else [])]
                 wall, job_line = timed_run(src, tmp / f'{arm}{r}', extra)
                 times[arm].append(wall); jobs[arm].append(job_line)
+                numbers.setdefault(arm, run_numbers(tmp / f'{arm}{r}'))
                 print(f"repeat {r}: {arm:8} {times[arm][-1]:.1f} s", flush=True)
     finally:
         for src in srcs.values():
@@ -69,9 +78,10 @@ def main():
     med = {k: statistics.median(v) for k, v in times.items()}
     res = {'baseline_ref': args.baseline, 'current_ref': args.current or 'working tree', 'extra': args.extra, 'current_extra': args.current_extra,
            'load_average_end': os.getloadavg(), 'cpu': platform.processor() or platform.machine(),
-           'cores': os.cpu_count(), 'seconds': times, 'job_seconds': jobs, 'median_seconds': med, 'speedup': med['baseline'] / med['current']}
+           'cores': os.cpu_count(), 'seconds': times, 'job_seconds': jobs, 'median_seconds': med, 'speedup': med['baseline'] / med['current'],
+           'same_numbers': numbers['baseline'] == numbers['current']}
     print(f"geovq run: baseline {med['baseline']:.1f} s, current {med['current']:.1f} s (medians of {args.repeats}) -> "
-          f"{res['speedup']:.2f}x")
+          f"{res['speedup']:.2f}x; the same numbers: {res['same_numbers']}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=2) + '\n')
 
