@@ -96,9 +96,10 @@ class LazyMap(Mapping):
 # %% ../nbs/09_pipeline.ipynb #7fbe76d3
 class SeedModels:
     """Every model of one seed's run folder, for `cfg` (the seed's configuration, `seed_config`), its split `data` and `device`:
-    each loaded from its stage on first access (made there only if missing), then kept. By codebook method, and 'vqvae'."""
-    def __init__(self, cfg: EvalConfig, data: ImageSplits, device: torch.device):
-        self.cfg, self.data, self.device = cfg, data, device
+    each loaded from its stage on first access (made there only if missing), then kept. By codebook method, and 'vqvae'.
+    `base`: the run's own configuration (its folder holds `config.json`), for the command that completes a missing stage."""
+    def __init__(self, cfg: EvalConfig, data: ImageSplits, device: torch.device, base: EvalConfig | None = None):
+        self.cfg, self.data, self.device, self.base = cfg, data, device, base or cfg
         self.codebooks, self.tuned = LazyMap(cfg.methods, self._codebook), LazyMap(cfg.methods, self._tuned)
         self.tokens, self.priors = LazyMap([*cfg.methods, 'vqvae'], self._tokens), LazyMap([*cfg.methods, 'vqvae'], self._prior)
 
@@ -112,6 +113,10 @@ class SeedModels:
     def control(self) -> SpatialVAE: return load_or_finetune_decoder(self.cfg, self.vae, None, self.data, device=self.device)[0]
     @cached_property
     def vqvae(self): return load_or_train_vqvae(self.cfg, self.data, device=self.device)[0]
+    @cached_property
+    def evaluation(self) -> dict: return stored_evaluation(self.cfg, self.base)[1]   # as `geovq run` stored it (never computed here)
+    @cached_property
+    def samples(self) -> dict: return load_evaluation_samples(self.cfg.run_dir)       # the evaluation's decoded samples
 
     def _codebook(self, m: str):
         train = (self.grids['train'], self.metric['train']) if self.cfg.codebook_source == 'mu' else None
@@ -126,7 +131,7 @@ class SeedModels:
         return load_or_finetune_decoder(self.cfg, self.vae, self.codebooks[m], self.data, device=self.device, tokens=self.tokens[m])[0]
 
     def __repr__(self):
-        held = [k for k in ('vae', 'latents', 'control', 'vqvae') if k in self.__dict__]
+        held = [k for k in ('vae', 'latents', 'control', 'vqvae', 'evaluation', 'samples') if k in self.__dict__]
         held += [f'{n}[{k!r}]' for n in ('codebooks', 'tokens', 'priors', 'tuned') for k in getattr(self, n)._made]
         return f"SeedModels of seed {self.cfg.seed} in {Path(self.cfg.run_dir).name!r}; loaded: {', '.join(held) or 'nothing yet'}"
 
@@ -139,13 +144,13 @@ def models(self, seed: int | None = None) -> SeedModels:
         raise TypeError(f"a run opened with {type(self.cfg).__name__} lacks the settings of its codebooks, priors and decoders; "
                         "open it with chapter_setup(EvalConfig) or chapter_setup(RunConfig)")
     seed = self.cfg.seed if seed is None else int(seed)
-    if seed not in self.cfg.seeds:
+    if seed != self.cfg.seed and seed not in self.cfg.seeds:          # the base folder is always the run's
         raise ValueError(f"seed {seed} is not a seed of {self.cfg.run_dir} (its seeds: {self.cfg.eval_seeds}); `geovq run "
                          f"--eval-seeds {self.cfg.eval_seeds},{seed}` adds it")
     opened = self.__dict__.setdefault('_seed_models', {})
     if seed not in opened:
         cfg = seed_config(self.cfg, seed)
-        opened[seed] = SeedModels(cfg, self.data if seed == self.cfg.seed else load_dataset_for(cfg), self.device)
+        opened[seed] = SeedModels(cfg, self.data if seed == self.cfg.seed else load_dataset_for(cfg), self.device, self.cfg)
         if seed == self.cfg.seed: opened[seed].vae = self.vae          # already loaded by chapter_setup
     return opened[seed]
 
@@ -608,7 +613,7 @@ def seed_part(cfg: RunConfig, seed: int, part: str) -> float | dict:
     seconds it took otherwise."""
     t0, c = time.perf_counter(), seed_config(cfg, seed)
     device, data = pick_device(c.device), load_dataset_for(c)
-    models = SeedModels(c, data, device)
+    models = SeedModels(c, data, device, cfg)
     if part == 'evaluation':    # scored by the base folder's scorer, on this seed's split
         return evaluate_run(models, run_scorer(cfg, load_dataset_for(cfg), device), compare_sources=False)
     if part == 'scorer': run_scorer(c, data, device)
