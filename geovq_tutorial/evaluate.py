@@ -307,13 +307,14 @@ class SampleScorer:
         perms = [torch.randperm(len(real), generator=g) for _ in range(draws)]
         self.partitions = [(p[:n], p[n:n + max_reference]) for p in perms]     # (floor images, reference) per draw
         self.fingerprint = fingerprint(self.real, n, draws, k, max_reference, seed)   # identifies the yardstick
+        self.radii = {}     # (draw, space) -> the reference's k-NN radii, made by `_compare` once for every variant
         self.floors = [self._compare(d, {s: f[held] for s, f in self.real.items()}) for d, (held, _) in enumerate(self.partitions)]
 
 # %% ../nbs/07_evaluate.ipynb #0609994b
 @patch_to(SampleScorer)
 def _compare(self, d: int, feats: dict) -> dict:
     "FD, precision and recall in every space of features `feats` against draw d's reference (names prefixed per space)."
-    out, radii = {}, self.__dict__.setdefault('_radii', {})     # the reference's k-NN radii: once per draw and space
+    out, radii = {}, self.radii
     for s, f in feats.items():
         ref, p = self.real[s][self.partitions[d][1]], space_prefix(s)
         if (d, s) not in radii: radii[d, s] = _knn_radii(torch.from_numpy(_as_features(ref, 'real features')), self.k)
