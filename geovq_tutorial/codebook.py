@@ -20,18 +20,19 @@ from .core import (
 from .data import ImageSplits, load_dataset_for
 from .vae import GRID, CELLS, SpatialVAE, encode_means, load_vae
 from .geometry import (GeometryConfig, LatentGraph, MIN_EDGE, attach_edges, ContextDecoder, knn_index,
-                                     PrecisionRBF, decoder_part, draw_contexts, fit_precision, pullback_metric, with_uncertainty)
+                                     PrecisionRBF, decoder_part, draw_contexts, fit_precision, kmeans_fit, pullback_metric,
+                                     race_seeds, with_uncertainty)
 
 # %% auto #0
 __all__ = ['CODEBOOKS', 'DATA_FIELDS', 'PRECISION_STAGE', 'METRIC_STAGE', 'CODEBOOKS_STAGE', 'METRICS', 'ASSIGN_RULES',
            'REFERENCE_OF', 'TOKENS_STAGE', 'SUMMARY_COLUMNS', 'CodebookConfig', 'grid_to_vectors', 'vectors_to_grid',
-           'check_tokens', 'code_usage', 'Codebook', 'nearest_codeword', 'race_seeds', 'KMeansCodebook',
-           'kmedoids_init', 'kmedoids', 'subsample_indices', 'EuclideanKMedoidsCodebook', 'GeodesicCodebook',
-           'UncertainGeodesicCodebook', 'make_codebook', 'codebook_params', 'training_grids', 'Geometry',
-           'fit_codebook', 'load_or_fit_precision', 'run_geometry', 'measured_indices', 'nearest_metric',
-           'training_metric', 'load_or_fit_codebook', 'psnr_from_mse', 'GeodesicReference', 'reused_decoder_metric',
-           'reference_metrics', 'reference_edges', 'evaluate_codebook', 'run_references', 'compare_codebooks',
-           'split_latents', 'split_metric', 'codebook_tokens', 'split_tokens', 'summarize', 'codebook_stage']
+           'check_tokens', 'code_usage', 'Codebook', 'nearest_codeword', 'KMeansCodebook', 'kmedoids_init', 'kmedoids',
+           'subsample_indices', 'EuclideanKMedoidsCodebook', 'GeodesicCodebook', 'UncertainGeodesicCodebook',
+           'make_codebook', 'codebook_params', 'training_grids', 'Geometry', 'fit_codebook', 'load_or_fit_precision',
+           'run_geometry', 'measured_indices', 'nearest_metric', 'training_metric', 'load_or_fit_codebook',
+           'psnr_from_mse', 'GeodesicReference', 'reused_decoder_metric', 'reference_metrics', 'reference_edges',
+           'evaluate_codebook', 'run_references', 'compare_codebooks', 'split_latents', 'split_metric',
+           'codebook_tokens', 'split_tokens', 'summarize', 'codebook_stage']
 
 # %% ../nbs/04_codebook.ipynb #86096d83
 @dataclass
@@ -137,27 +138,9 @@ def nearest_codeword(v: torch.Tensor, codewords: torch.Tensor, batch_size: int =
     "Id of the Euclidean-nearest codeword [K, D] of every vector v [N, D]."
     return in_batches(lambda vb: torch.cdist(vb, codewords).argmin(1), v, batch_size)
 
-# %% ../nbs/04_codebook.ipynb #6069e4eb
-def race_seeds(dist_from, n: int, K: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeding of `n` points, `dist_from(i)` giving point i's distance to every point: the first index uniform, each
-    next drawn with probability ~ squared distance p_j to the nearest chosen one, by a race of exponential clocks (the point
-    with the smallest E_j / p_j, E_j ~ Exp(1), wins with probability p_j / sum p). A point's chance depends on its own weight
-    only: a change in the last digits of the distances moves a draw only if two clocks nearly tie, where drawing through the
-    cumulative sum of the weights (scikit-learn's k-means++, `Generator.choice(p=...)`) shifts every later boundary by the
-    changes summed. Returns the K indices in the order drawn."""
-    chosen = [int(rng.integers(n))]
-    dmin = np.array(dist_from(chosen[0]), dtype=np.float64)
-    for _ in range(1, K):
-        p, clocks = dmin ** 2, rng.exponential(size=n)
-        if (p > 0).any():
-            with np.errstate(divide='ignore'): c = int(np.argmin(clocks / p))       # a point with p = 0 never finishes
-        else: c = int(rng.choice(np.setdiff1d(np.arange(n), chosen)))    # all remaining points coincide with chosen ones
-        chosen.append(c); dmin = np.minimum(dmin, dist_from(c))
-    return np.array(chosen)
-
 # %% ../nbs/04_codebook.ipynb #0c23ef75
 class KMeansCodebook(Codebook):
-    """Euclidean k-means: codewords are cluster centroids. Seeded by `race_seeds` (k-means++ by exponential clocks), then
+    """Euclidean k-means: codewords are cluster centroids. `kmeans_fit` (the geometry chapter): seeded by `race_seeds`, then
     scikit-learn's Lloyd iterations; `n_init` seedings, the one of least inertia kept."""
     name = 'kmeans'
 
@@ -168,11 +151,7 @@ class KMeansCodebook(Codebook):
     def _params(self): return {'n_init': self.n_init, 'max_iter': self.max_iter}
 
     def _fit(self, v, metric):
-        from sklearn.cluster import KMeans
-        x, rng = v.numpy().astype(np.float64), np.random.default_rng(self.seed)
-        dist_from = lambda i: np.sqrt(((x - x[i]) ** 2).sum(1))
-        km = min((KMeans(self.K, init=x[race_seeds(dist_from, len(x), self.K, rng)], n_init=1, max_iter=self.max_iter,
-                         random_state=self.seed).fit(x) for _ in range(self.n_init)), key=lambda f: f.inertia_)
+        km = kmeans_fit(v.numpy(), self.K, self.seed, self.n_init, self.max_iter)
         self.codewords = torch.as_tensor(km.cluster_centers_, dtype=torch.float32)
         self.info = {'inertia': float(km.inertia_), 'n_iter': int(km.n_iter_)}
 

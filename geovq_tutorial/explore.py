@@ -27,12 +27,12 @@ from .finetune import FinetuneConfig
 
 # %% auto #0
 __all__ = ['PROJECTIONS', 'PALETTE', 'MAX_WIDTH', 'CLICK_HINT', 'STATIC_FIGURE_MIME', 'STATIC_NOTE', 'COLOR_MODES',
-           'GEODESIC_METRICS', 'Projection', 'fit_projection', 'load_or_fit_projection', 'decoder_of', 'ExploreInputs',
-           'prepare_inputs', 'to_display', 'montage', 'cell_patches', 'Explorer', 'ImagePicker', 'log_magnification',
-           'LatentManifoldExplorer', 'CodebookAssignmentExplorer', 'SampleSource', 'SampleExplorer', 'straight_path',
-           'path_length', 'PathExplorer', 'GraphGeodesicPath', 'RunMetrics', 'vector_metrics', 'geodesic_paths',
-           'load_explore_inputs', 'load_projections', 'geodesic_path_for', 'load_run_metrics', 'load_sample_sources',
-           'explorer_interactions', 'time_interactions']
+           'STATIC_POINTS', 'GEODESIC_METRICS', 'Projection', 'fit_projection', 'load_or_fit_projection', 'decoder_of',
+           'ExploreInputs', 'prepare_inputs', 'to_display', 'montage', 'cell_patches', 'Explorer', 'ImagePicker',
+           'log_magnification', 'LatentManifoldExplorer', 'CodebookAssignmentExplorer', 'SampleSource',
+           'SampleExplorer', 'straight_path', 'path_length', 'PathExplorer', 'GraphGeodesicPath', 'RunMetrics',
+           'vector_metrics', 'geodesic_paths', 'load_explore_inputs', 'load_projections', 'geodesic_path_for',
+           'load_run_metrics', 'load_sample_sources', 'explorer_interactions', 'time_interactions']
 
 # %% ../nbs/08_explore.ipynb #a6c8929b
 @dataclass
@@ -466,6 +466,24 @@ def _show_selected(self):
 @patch_to(LatentManifoldExplorer)
 def _on_point(self, trace, points, state):
     if points.point_inds: self.select(points.point_inds[0])
+
+# %% ../nbs/08_explore.ipynb #5a71c001
+STATIC_POINTS = 1000   # the manifold's static copy keeps at most this many points: the saved page stays light
+
+@patch_to(LatentManifoldExplorer)
+def static(self, max_points: int = STATIC_POINTS) -> go.Figure:
+    """`Explorer.static` with the cells of every k-th image only, k the smallest that keeps at most `max_points` points; the
+    figure's title says how many it shows."""
+    fig = Explorer.static(self)
+    pts, n = fig.data[0], len(fig.data[0].x)
+    k = -(-n // max_points)
+    if k > 1:
+        keep = (np.arange(n) // CELLS) % k == 0
+        thin = lambda a: a if a is None or np.ndim(a) == 0 else np.asarray(a)[keep]   # one value for all: kept
+        pts.update(x=thin(pts.x), y=thin(pts.y), customdata=thin(pts.customdata), text=thin(pts.text),
+                   marker=dict(color=thin(pts.marker.color)))
+        fig.layout.annotations[0].text += f' (every {k}th image: {int(keep.sum())} of {n} points)'
+    return fig
 
 # %% ../nbs/08_explore.ipynb #12085c87
 class CodebookAssignmentExplorer(Explorer):

@@ -20,6 +20,7 @@ from .core import (setting, at_least, positive, non_negative, one_of, Trainer, S
 from .data import ImageSplits
 from .vae import GRID, SpatialVAE, encode_means
 from .codebook import grid_to_vectors, code_usage
+from .geometry import kmeans_fit
 from .prior import PriorConfig
 
 # %% auto #0
@@ -233,9 +234,8 @@ def forward(self, x: torch.Tensor):
 # %% ../nbs/06_finetune.ipynb #b2c84620
 @torch.no_grad()
 def kmeans_init(model: VQVAE, vectors: torch.Tensor, seed: int = 0) -> float:
-    "Set the codewords to the k-means centroids of `vectors` [N, D]; return the k-means inertia."
-    from sklearn.cluster import KMeans
-    km = KMeans(model.K, n_init=1, random_state=seed).fit(vectors.detach().cpu().double().numpy())
+    "Set the codewords to the k-means centroids (`kmeans_fit`) of `vectors` [N, D]; return the k-means inertia."
+    km = kmeans_fit(vectors.detach().cpu().double().numpy(), model.K, seed)
     model.codewords.copy_(torch.as_tensor(km.cluster_centers_, dtype=model.codewords.dtype))
     return float(km.inertia_)
 

@@ -25,9 +25,9 @@ __all__ = ['EDGE_CHUNK', 'APPROX_KNN_ABOVE', 'MIN_EDGE', 'ATTACH_CHUNK', 'GEODES
            'check_grids', 'image_fn', 'segment_lengths', 'metric_tensors', 'edge_device', 'metric_edge_lengths',
            'exact_edge_lengths', 'ApproxKNN', 'knn_index', 'GraphError', 'knn_edges', 'symmetric_graph', 'LatentGraph',
            'attach_edges', 'draw_contexts', 'ContextDecoder', 'pullback_metric', 'refine', 'curve_length', 'straight',
-           'PrecisionRBF', 'rbf_centres', 'precision_nll', 'fit_precision', 'with_uncertainty', 'resample',
-           'curve_energy', 'converge_geodesics', 'decoder_part', 'variance_edge_lengths', 'validate_distances',
-           'ratio_summary']
+           'PrecisionRBF', 'race_seeds', 'kmeans_fit', 'rbf_centres', 'precision_nll', 'fit_precision',
+           'with_uncertainty', 'resample', 'curve_energy', 'converge_geodesics', 'decoder_part',
+           'variance_edge_lengths', 'validate_distances', 'ratio_summary']
 
 # %% ../nbs/03_geometry.ipynb #8553d963
 @dataclass
@@ -383,13 +383,40 @@ class PrecisionRBF(torch.nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return (1 / (self.rbf(z) @ self.log_w.exp() + self.sigma_max ** -2) + self.sigma_min ** 2).sqrt()
 
+# %% ../nbs/03_geometry.ipynb #6069e4eb
+def race_seeds(dist_from, n: int, K: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeding of `n` points, `dist_from(i)` giving point i's distance to every point: the first index uniform, each
+    next drawn with probability ~ squared distance p_j to the nearest chosen one, by a race of exponential clocks (the point
+    with the smallest E_j / p_j, E_j ~ Exp(1), wins with probability p_j / sum p). A point's chance depends on its own weight
+    only: a change in the last digits of the distances moves a draw only if two clocks nearly tie, where drawing through the
+    cumulative sum of the weights (scikit-learn's k-means++, `Generator.choice(p=...)`) shifts every later boundary by the
+    changes summed. Returns the K indices in the order drawn."""
+    chosen = [int(rng.integers(n))]
+    dmin = np.array(dist_from(chosen[0]), dtype=np.float64)
+    for _ in range(1, K):
+        p, clocks = dmin ** 2, rng.exponential(size=n)
+        if (p > 0).any():
+            with np.errstate(divide='ignore'): c = int(np.argmin(clocks / p))       # a point with p = 0 never finishes
+        else: c = int(rng.choice(np.setdiff1d(np.arange(n), chosen)))    # all remaining points coincide with chosen ones
+        chosen.append(c); dmin = np.minimum(dmin, dist_from(c))
+    return np.array(chosen)
+
+# %% ../nbs/03_geometry.ipynb #5eed0a12
+def kmeans_fit(x: np.ndarray, K: int, seed: int = 0, n_init: int = 1, max_iter: int = 300):
+    """scikit-learn's `KMeans` fitted to the rows of x [n, D] in float64, each of `n_init` starts seeded by `race_seeds`; the
+    fit of least inertia (its `cluster_centers_`, `labels_`, `inertia_`)."""
+    from sklearn.cluster import KMeans
+    x, rng = np.asarray(x, dtype=np.float64), np.random.default_rng(seed)
+    dist_from = lambda i: np.sqrt(((x - x[i]) ** 2).sum(1))
+    return min((KMeans(K, init=x[race_seeds(dist_from, len(x), K, rng)], n_init=1, max_iter=max_iter, random_state=seed).fit(x)
+                for _ in range(n_init)), key=lambda f: f.inertia_)
+
 # %% ../nbs/03_geometry.ipynb #cc4df34b
 def rbf_centres(vectors: torch.Tensor, K: int, seed: int = 0, a: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    "k-means centres c_k [K, D] of `vectors` and bandwidths lam_k = 0.5 (a s_k)^-2 [K], s_k the mean distance of cluster k to c_k."
-    from sklearn.cluster import KMeans
+    "`kmeans_fit` centres c_k [K, D] of `vectors` and bandwidths lam_k = 0.5 (a s_k)^-2 [K], s_k the mean distance of cluster k to c_k."
     if not 1 <= K <= len(vectors): raise ValueError(f"{K} RBF centres need 1 <= K <= {len(vectors)} vectors")
     v = vectors.detach().cpu().double().numpy()
-    km = KMeans(K, n_init=1, random_state=seed).fit(v)
+    km = kmeans_fit(v, K, seed)
     d = np.linalg.norm(v - km.cluster_centers_[km.labels_], axis=1)
     s = np.bincount(km.labels_, d, minlength=K) / np.maximum(np.bincount(km.labels_, minlength=K), 1)
     s = np.where(s > 0, s, np.median(s[s > 0]) if (s > 0).any() else 1.0)          # a one-vector cluster borrows the median spread
