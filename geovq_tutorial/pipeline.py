@@ -44,7 +44,7 @@ from .prior import load_or_train_prior, tokens_to_images
 from .finetune import load_or_finetune_decoder, load_or_train_vqvae, encode_tokens
 from .evaluate import (EvalConfig, evaluate_run, run_scorer, check_sample_size, seed_config, results_table, check_targets, TABLE_COLUMNS,
                                      VARIANT_LABELS, load_evaluation_samples, compare_variants,
-                                     space_disagreements, t_interval, decode_latents, HIGHER_IS_BETTER, decision_sign, question_phrase)
+                                     space_disagreements, t_interval, decode_latents, question_phrase)
 
 _explore = importlib.import_module('geovq_tutorial.explore')   # declares the 'projection' stage: part of a run folder too
 
