@@ -227,9 +227,15 @@ def page_name(nb_path: Path, frontmatter: dict) -> str:
     return Path(out).stem if out else re.sub(r'^\d+[_-]', '', nb_path.stem)
 
 
-def plotly_figure(data: dict) -> dict | None:
-    "The plotly figure of an output's `data`, under either of `PLOTLY_MIMES`; None if it holds none."
-    return next((data[m] for m in PLOTLY_MIMES if m in data), None)
+def plotly_figure(data: dict, base: Path = NBS) -> dict | None:
+    """The plotly figure of an output's `data`, under either of `PLOTLY_MIMES`; None if it holds none. A static figure holds only
+    `{'src': file}`, relative to the notebook's folder `base` (`show_static` wrote it there): its figure is read from that file."""
+    fig = next((data[m] for m in PLOTLY_MIMES if m in data), None)
+    if not (isinstance(fig, dict) and 'src' in fig): return fig
+    path = base / fig['src']
+    if not path.is_file(): raise FileNotFoundError(f"{path} is missing: the static figure a notebook shows is written there by "
+                                                   "its show_static cell; run `python docs/execute.py` (or that chapter) again")
+    return json.loads(path.read_text())
 
 
 def plotly_html(fig: dict, div_id: str) -> str:

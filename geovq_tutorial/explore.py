@@ -5,8 +5,10 @@
 # %% ../nbs/08_explore.ipynb #bb7b6d49
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Mapping
 
 import numpy as np
@@ -18,7 +20,7 @@ from IPython.display import display
 from fastcore.basics import patch_to
 from plotly.subplots import make_subplots
 
-from .core import declare_stage, STAGES, fingerprint, module_device
+from .core import atomic_path, declare_stage, STAGES, fingerprint, module_device
 from .data import ImageSplits
 from .vae import GRID, CELLS, SpatialVAE, encode_means
 from .geometry import ContextDecoder, LatentGraph, pullback_metric, refine
@@ -217,7 +219,7 @@ PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e
 # %% ../nbs/08_explore.ipynb #6be68cb9
 MAX_WIDTH = 960     # px: an explorer fills its column (the docs' ~784 px, a notebook's output area) up to this width
 CLICK_HINT = '<extra>click: show its image</extra>'   # a hover's promise that needs a kernel: static figures drop it
-STATIC_FIGURE_MIME = 'application/vnd.geovq.static-figure+json'   # plotly JSON that the docs site draws and JupyterLab does not
+STATIC_FIGURE_MIME = 'application/vnd.geovq.static-figure+json'   # {'src': a plotly JSON file}: the docs site draws it, JupyterLab does not
 STATIC_NOTE = '(A static copy of the explorer above, drawn on the documentation site; here, use the live explorer.)'
 
 class Explorer:
@@ -240,12 +242,14 @@ class Explorer:
             t.uid = None         # a widget trace's random id: a saved figure changes with nothing but that
         return fig
 
-    def show_static(self):
-        """Display the static counterpart for the docs site: its plotly JSON under `STATIC_FIGURE_MIME` (docs/build.py draws it),
-        and `STATIC_NOTE` for JupyterLab. Under plotly's own MIME type, JupyterLab's plotly extension would draw it and write a
-        PNG snapshot of it into the notebook: merely opening the chapter would change the file."""
-        bundle = pio.renderers['plotly_mimetype'].to_mimebundle(self.static().to_dict())
-        display({STATIC_FIGURE_MIME: bundle['application/vnd.plotly.v1+json'], 'text/plain': STATIC_NOTE}, raw=True)
+    def show_static(self, path: str | Path):
+        """Write the static counterpart's plotly JSON to `path` (relative to the notebook: a file beside it) and display a pointer
+        to it under `STATIC_FIGURE_MIME` (docs/build.py draws the figure), with `STATIC_NOTE` for JupyterLab. The figure, tens of
+        kilobytes that JupyterLab never shows, stays out of the notebook; under plotly's own MIME type, JupyterLab's plotly
+        extension would also draw it and write a PNG snapshot into the notebook, so merely opening the chapter would change it."""
+        figure = pio.renderers['plotly_mimetype'].to_mimebundle(self.static().to_dict())['application/vnd.plotly.v1+json']
+        with atomic_path(path) as tmp: tmp.write_text(json.dumps(figure, separators=(',', ':'), sort_keys=True) + '\n')
+        display({STATIC_FIGURE_MIME: {'src': Path(path).as_posix()}, 'text/plain': STATIC_NOTE}, raw=True)
 
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
 
@@ -472,7 +476,7 @@ STATIC_POINTS = 1000   # the manifold's static copy keeps at most this many poin
 
 @patch_to(LatentManifoldExplorer)
 def static(self, max_points: int = STATIC_POINTS) -> go.Figure:
-    """`Explorer.static` with the cells of every k-th image only, k the smallest that keeps at most `max_points` points; the
+    """`Explorer.static` with the cells of one image in k only, k the smallest that keeps at most `max_points` points; the
     figure's title says how many it shows."""
     fig = Explorer.static(self)
     pts, n = fig.data[0], len(fig.data[0].x)
@@ -482,7 +486,7 @@ def static(self, max_points: int = STATIC_POINTS) -> go.Figure:
         thin = lambda a: a if a is None or np.ndim(a) == 0 else np.asarray(a)[keep]   # one value for all: kept
         pts.update(x=thin(pts.x), y=thin(pts.y), customdata=thin(pts.customdata), text=thin(pts.text),
                    marker=dict(color=thin(pts.marker.color)))
-        fig.layout.annotations[0].text += f' (every {k}th image: {int(keep.sum())} of {n} points)'
+        fig.layout.annotations[0].text += f' (one image in {k}: {int(keep.sum())} of {n} points)'
     return fig
 
 # %% ../nbs/08_explore.ipynb #12085c87

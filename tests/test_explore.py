@@ -293,17 +293,22 @@ def test_committed_notebook_has_no_heavy_widget_state():
                 f"a live widget output is saved in cell {c['source'][:60]!r}; clear it (the static counterpart stays)"
 
 
-def test_static_figures_are_drawn_by_the_site_and_not_by_jupyterlab(tiny, monkeypatch):
-    """`show_static` displays plotly JSON under a MIME type of its own (JupyterLab's plotly extension would write a PNG snapshot
-    into a plotly output it draws: opening the chapter would change it), which docs/build.py draws as a plotly figure."""
+def test_static_figures_are_drawn_by_the_site_and_not_by_jupyterlab(tiny, monkeypatch, tmp_path):
+    """`show_static` writes the plotly JSON to a file beside the notebook and displays only where it is, under a MIME type of its
+    own (JupyterLab's plotly extension would write a PNG snapshot into a plotly output it draws: opening the chapter would
+    change it), which docs/build.py reads and draws as a plotly figure."""
     from geovq_tutorial import explore
     build = load_script('docs/build.py', 'docs_build')
     vae, x, y, books, inputs, proj = tiny
     shown = []
     monkeypatch.setattr(explore, 'display', lambda bundle, raw: shown.append(bundle))
-    LatentManifoldExplorer(inputs, proj).show_static()
+    monkeypatch.chdir(tmp_path)
+    LatentManifoldExplorer(inputs, proj).show_static('static/manifold.json')
     (bundle,) = shown
-    assert set(bundle) == {explore.STATIC_FIGURE_MIME, 'text/plain'} and 'application/vnd.plotly.v1+json' not in bundle
-    fig = build.plotly_figure(bundle)
+    assert bundle == {explore.STATIC_FIGURE_MIME: {'src': 'static/manifold.json'}, 'text/plain': explore.STATIC_NOTE}
+    assert not list((tmp_path / 'static').glob('.*.tmp'))                        # written atomically: no temporary file left
+    fig = build.plotly_figure(bundle, base=tmp_path)
     assert fig['data'][0]['x']['dtype'] == 'f4' and fig['layout']['height'] > 0      # coordinates binary, as float32
     assert 'geovq-plotly' in build.plotly_html(json.loads(json.dumps(fig)), 'plotly-test')
+    (tmp_path / 'static' / 'manifold.json').unlink()
+    with pytest.raises(FileNotFoundError, match='docs/execute.py'): build.plotly_figure(bundle, base=tmp_path)
