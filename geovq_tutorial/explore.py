@@ -243,10 +243,10 @@ class Explorer:
         return fig
 
     def show_static(self, path: str | Path):
-        """Write the static counterpart's plotly JSON to `path` (relative to the notebook: a file beside it) and display a pointer
-        to it under `STATIC_FIGURE_MIME` (docs/build.py draws the figure), with `STATIC_NOTE` for JupyterLab. The figure, tens of
-        kilobytes that JupyterLab never shows, stays out of the notebook; under plotly's own MIME type, JupyterLab's plotly
-        extension would also draw it and write a PNG snapshot into the notebook, so merely opening the chapter would change it."""
+        """Write the static counterpart's plotly JSON to `path` (a relative one from the kernel's folder, the notebook's) and
+        display a pointer to it under `STATIC_FIGURE_MIME` (docs/build.py draws the figure), with `STATIC_NOTE` for JupyterLab.
+        The figure, tens of kilobytes that JupyterLab never shows, stays out of the notebook; under plotly's own MIME type,
+        JupyterLab's plotly extension would draw it and write a PNG snapshot into the notebook on every opening."""
         figure = pio.renderers['plotly_mimetype'].to_mimebundle(self.static().to_dict())['application/vnd.plotly.v1+json']
         with atomic_path(path) as tmp: tmp.write_text(json.dumps(figure, separators=(',', ':'), sort_keys=True) + '\n')
         display({STATIC_FIGURE_MIME: {'src': Path(path).as_posix()}, 'text/plain': STATIC_NOTE}, raw=True)
