@@ -29,10 +29,10 @@ __all__ = ['CODEBOOKS', 'DATA_FIELDS', 'PRECISION_STAGE', 'METRIC_STAGE', 'CODEB
            'check_tokens', 'code_usage', 'Codebook', 'nearest_codeword', 'KMeansCodebook', 'kmedoids_init', 'kmedoids',
            'subsample_indices', 'EuclideanKMedoidsCodebook', 'GeodesicCodebook', 'UncertainGeodesicCodebook',
            'make_codebook', 'codebook_params', 'training_grids', 'Geometry', 'fit_codebook', 'load_or_fit_precision',
-           'run_geometry', 'measured_indices', 'nearest_metric', 'training_metric', 'load_or_fit_codebook',
-           'psnr_from_mse', 'GeodesicReference', 'reused_decoder_metric', 'reference_metrics', 'reference_edges',
-           'evaluate_codebook', 'run_references', 'compare_codebooks', 'split_latents', 'split_metric',
-           'codebook_tokens', 'split_tokens', 'summarize', 'codebook_stage']
+           'run_geometry', 'measured_indices', 'measured_vectors', 'nearest_metric', 'training_metric',
+           'load_or_fit_codebook', 'psnr_from_mse', 'GeodesicReference', 'reused_decoder_metric', 'reference_metrics',
+           'reference_edges', 'evaluate_codebook', 'run_references', 'compare_codebooks', 'split_latents',
+           'split_metric', 'codebook_tokens', 'split_tokens', 'summarize', 'codebook_stage']
 
 # %% ../nbs/04_codebook.ipynb #86096d83
 @dataclass
@@ -601,6 +601,11 @@ def measured_indices(cfg: CodebookConfig, n: int) -> torch.Tensor:
     "Indices of the n training vectors whose metric the run measures: all, or geodesic k-medoids' own seeded subsample."
     return torch.arange(n) if cfg.metric_vectors == 'all' else torch.as_tensor(subsample_indices(n, cfg.geodesic_subsample, cfg.seed))
 
+def measured_vectors(cfg: CodebookConfig, grids: torch.Tensor, metric: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    "Of training grids [N, D, 4, 4] and their metric tensors [N*16, D, D]: the measured vectors [m, D] and their own tensors."
+    at = measured_indices(cfg, len(metric))
+    return grid_to_vectors(grids)[at], metric[at]
+
 def nearest_metric(x: torch.Tensor, at: torch.Tensor, metric_at: torch.Tensor) -> torch.Tensor:
     """Metric tensors [n, D, D] of vectors x [n, D]: the tensor of each one's Euclidean-nearest vector of `at` [m, D], whose
     tensors are `metric_at` [m, D, D] (a vector of `at` gets its own)."""
@@ -826,8 +831,7 @@ def split_metric(cfg: CodebookConfig, vae: SpatialVAE, data: ImageSplits, split:
         v = grid_to_vectors(grids)
         if cfg.metric_vectors == 'all': return {'grids': grids, 'metric': run_geometry(cfg, vae, data).metric(vae, v)}, {'vectors': len(v)}
         g_train, M_train = training_metric(cfg, vae, data, source='mu')
-        at = measured_indices(cfg, len(M_train))
-        return {'grids': grids, 'metric': nearest_metric(v, grid_to_vectors(g_train)[at], M_train[at])}, {'vectors': len(v), 'measured': 0}
+        return {'grids': grids, 'metric': nearest_metric(v, *measured_vectors(cfg, g_train, M_train))}, {'vectors': len(v), 'measured': 0}
     t, _ = METRIC_STAGE.get(cfg, make, upstream={'vae': vae}, vectors=f'mu_{split}', source='mu', split=split)
     return t['grids'], t['metric']
 

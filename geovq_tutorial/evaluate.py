@@ -23,7 +23,7 @@ from .core import (Config, setting, at_least, declare_stage, STAGES, StageError,
 from .data import ImageSplits, check_images
 from .vae import SpatialVAE, grid_downsamplings, active_channels
 from .codebook import (CODEBOOKS, METRICS, code_usage, grid_to_vectors, load_or_fit_codebook, evaluate_codebook,
-                                     psnr_from_mse, run_references, reference_metrics, reference_edges, measured_indices)
+                                     psnr_from_mse, run_references, reference_metrics, reference_edges, measured_vectors)
 from .prior import token_nll, baseline_nlls, sample_tokens, sample_per_position, tokens_to_images
 from .finetune import FinetuneConfig
 
@@ -37,9 +37,9 @@ __all__ = ['FEATURE_SPACES', 'VARIANT_LABELS', 'TABLE_COLUMNS', 'HIGHER_IS_BETTE
            'detectable_difference', 'paired_difference', 'verdict', 'seeds_to_decide', 'draw_spreads', 'draws_for',
            'comparison_pairs', 'compare_variants', 'space_disagreements', 'round_interval', 'question_rows',
            'question_table', 'decision_sign', 'question_phrase', 'conclusions', 'check_targets', 'decode_latents',
-           'seed_config', 'draw_generator', 'measured_training', 'score_codebook', 'score_vae_and_vqvae', 'source_rows',
-           'other_source_rows', 'evaluation_upstream', 'run_scorer', 'check_sample_size', 'score_run', 'in_table_order',
-           'evaluate_run', 'load_evaluation_samples']
+           'seed_config', 'draw_generator', 'score_codebook', 'score_vae_and_vqvae', 'source_rows', 'other_source_rows',
+           'evaluation_upstream', 'run_scorer', 'check_sample_size', 'score_run', 'in_table_order', 'evaluate_run',
+           'load_evaluation_samples']
 
 # %% ../nbs/07_evaluate.ipynb #62575a25
 @dataclass
@@ -673,18 +673,11 @@ def _sample_columns(scorer: SampleScorer, decoder: SpatialVAE, codebook, sampled
               for k, v in ((f'{p}unigram_fd', u[f'{p}fd']), (f'{p}fd_ratio', s[f'{p}fd'] / u[f'{p}fd']))}
     return {**s, **ratios}, imgs
 
-# %% ../nbs/07_evaluate.ipynb #d6e6e633
-def measured_training(cfg: EvalConfig, models) -> tuple[torch.Tensor, torch.Tensor]:
-    "The training vectors [m, D] whose expected metric the run measured (not borrowed from a neighbour) and those tensors [m, D, D]."
-    M = models.metric['train']['geodesic_distortion']
-    at = measured_indices(cfg, len(M))
-    return grid_to_vectors(models.grids['train'])[at], M[at]
-
 # %% ../nbs/07_evaluate.ipynb #17ef6f73
 def score_codebook(cfg: EvalConfig, m: str, models, x: torch.Tensor, scorer: SampleScorer, reference, vae_recon,
                    edges: dict | None = None, known: tuple | None = None) -> tuple[dict, dict, dict]:
     """The variants `m` and `m+ft` (metrics), their decoded samples, and the codebook chapter's fair row of `m` (`edges`:
-    `reference_edges`; `known`: `measured_training`, whose metric tensors a medoid codebook's codewords take)."""
+    `reference_edges`; `known`: the training split's `measured_vectors`, whose tensors a medoid codebook's codewords take)."""
     vae, cb, tokens = models.vae, models.codebooks[m], models.tokens[m]
     edges = edges or reference_edges(reference, grid_to_vectors(models.grids['test']), models.metric['test'])
     same = dict(codeword_metric=reference_metrics(reference, vae, cb.codewords, known), edges=edges)     # shared by the three rows
@@ -778,7 +771,7 @@ def score_run(cfg: EvalConfig, data: ImageSplits, models, scorer: SampleScorer, 
     reference = run_references(cfg, models.vae, data)           # both yardsticks: expected and uncertainty-aware metric
     vae_recon, sources = decode_latents(models.vae, models.grids['test']), {}
     edges = reference_edges(reference, grid_to_vectors(models.grids['test']), models.metric['test'])   # once for every codebook
-    known = measured_training(cfg, models)
+    known = measured_vectors(cfg, models.grids['train'], models.metric['train']['geodesic_distortion'])   # the run measured them
     for m in cfg.methods:
         v, smp, sources[f'{m}[{cfg.codebook_source}]'] = score_codebook(cfg, m, models, x, scorer, reference, vae_recon, edges, known)
         variants.update(v); samples.update(smp)
